@@ -2,36 +2,33 @@
 
 Usage::
 
-    server = DovecotServer.start(tmp_path)
-    try:
+    with DovecotServer.start(tmp_path) as server:
         server.append("INBOX", b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
         with server.client() as imap:
             ...
-    finally:
-        server.stop()
-
-or ``with DovecotServer.start(tmp_path) as server: ...``.
 
 Everything the server needs lives in ``tmp_dir`` (certificates, config,
 passwd files, Maildir, log), except its ``base_dir`` (runtime sockets), which
-lives in a short ``/tmp/dv...`` directory because unix socket paths are limited
-to ~107 bytes.
+is a short ``/tmp/dv...`` directory because unix socket paths are limited to
+~107 bytes.
 
 The server listens on 127.0.0.1 only, on two free ports: ``port`` (plain IMAP,
 STARTTLS offered, plaintext LOGIN allowed) and ``ssl_port`` (implicit TLS).
-The certificate is issued by a throwaway CA (``ca_cert``) for ``localhost``
+Its certificate is issued by a throwaway CA (``ca_cert``) for ``localhost``
 and ``127.0.0.1``.
 
 Authentication:
 
 * ``LOGIN`` / ``AUTHENTICATE PLAIN|LOGIN`` with ``user`` + ``password``;
 * ``AUTHENTICATE XOAUTH2`` with ``user`` + ``token``.  Dovecot 2.3's XOAUTH2
-  mechanism hands the bearer token to the passdb chain exactly like a
-  password (``auth_request_verify_plain``), so no OAuth2 introspection server
-  is needed: a second passwd-file passdb, restricted with
-  ``mechanisms = xoauth2``, holds the token as the user's "password".  The
-  password passdb is restricted to ``plain login``, so the password does not
-  work as a token and the token does not work as a password.
+  mechanism hands the bearer token to the passdb chain exactly like a password
+  (``auth_request_verify_plain``), so no OAuth2 introspection server is
+  needed: a second passwd-file passdb restricted with ``mechanisms = xoauth2``
+  holds the token as the user's "password".  The password passdb is restricted
+  to ``plain login``, so neither secret works in place of the other.
+
+Failed logins are answered immediately (no 0.5 s failure delay, no anvil
+penalty), so negative tests stay fast.
 
 Dovecot is normally started as root (as on CI); mail is then owned by the
 unprivileged uid/gid 40000.  When the tests run as an ordinary user, Dovecot
@@ -40,22 +37,26 @@ runs "rootless" as that user instead.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
+import grp
 import os
+import pwd
 import secrets
 import shutil
 import signal
 import socket
 import ssl
-import stat
 import subprocess
 import tempfile
 import textwrap
 import time
 import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Sequence
 
 import imapclient
 
@@ -63,11 +64,12 @@ __all__ = ["DovecotServer", "DovecotUnavailable", "create_ca"]
 
 MAIL_UID = 40000
 MAIL_GID = 40000
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
-CLIENT_TIMEOUT = 30.0
+READY_TIMEOUT = 10.0  # seconds until the greeting must have arrived
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+CLIENT_TIMEOUT = 30.0  # socket timeout of helper clients
+START_ATTEMPTS = 3  # fresh ports are picked if a chosen one got taken meanwhile
 
-# Debian puts dovecot/doveadm in /usr/sbin, which is not on an ordinary
+# Debian installs dovecot/doveadm in /usr/sbin, which is not on an ordinary
 # user's PATH; look there too before giving up.
 _EXTRA_PATH = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
@@ -78,69 +80,87 @@ class DovecotUnavailable(RuntimeError):
     """Dovecot (or openssl) is not installed, so no server can be started."""
 
 
+class _PortInUse(RuntimeError):
+    """Dovecot could not bind one of the chosen ports."""
+
+
+# --------------------------------------------------------------------- helpers
+
+
 def _which(program: str) -> str | None:
     path = os.pathsep.join([os.environ.get("PATH", os.defpath), *_EXTRA_PATH])
     return shutil.which(program, path=path)
 
 
-def _free_port() -> int:
+def _require(program: str, package: str) -> str:
+    found = _which(program)
+    if found is None:
+        raise DovecotUnavailable(f"{program} is not installed (apt-get install {package})")
+    return found
+
+
+def _free_port(exclude: Iterable[int] = ()) -> int:
     """Ask the kernel for a currently free TCP port on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
+
+
+def _port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port (TIME_WAIT does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
 
 
-def _run(argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> str:
-    """Run a helper command, raising a readable error if it fails."""
+def _run(argv: Sequence[str | os.PathLike[str]]) -> str:
+    """Run a helper command; raise with its output if it fails."""
+    args = [os.fspath(a) for a in argv]
     proc = subprocess.run(
-        [os.fspath(a) for a in argv],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
+        args, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise RuntimeError(
-            f"command failed ({proc.returncode}): {' '.join(map(str, argv))}\n"
-            f"{proc.stdout}{proc.stderr}"
+            f"command failed ({proc.returncode}): {' '.join(args)}\n{proc.stdout}{proc.stderr}"
         )
     return proc.stdout
 
 
-def _openssl() -> str:
-    openssl = _which("openssl")
-    if openssl is None:
-        raise DovecotUnavailable("openssl is not installed (needed for test certificates)")
-    return openssl
-
-
 def create_ca(directory: Path, name: str = "ca") -> tuple[Path, Path]:
-    """Create a throwaway CA in ``directory``; return (cert_pem, key_pem).
+    """Create a throwaway CA in ``directory``; return ``(cert_pem, key_pem)``.
 
     The extensions (critical basicConstraints, keyUsage, key identifiers) are
     what Python's ``VERIFY_X509_STRICT`` (default since 3.13) insists on.
     """
+    openssl = _require("openssl", "openssl")
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    _run(
-        [
-            _openssl(), "req", "-x509", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", key, "-out", cert, "-days", "2",
-            "-subj", f"/CN=supportcli test CA {name} {secrets.token_hex(4)}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash",
-        ]
-    )
+    _run([
+        openssl, "req", "-x509", "-new", "-nodes",
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", key, "-out", cert, "-days", "2",
+        "-subj", f"/CN=supportcli test CA {name} {secrets.token_hex(4)}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext", "subjectKeyIdentifier=hash",
+    ])  # fmt: skip
     return cert, key
 
 
 def _create_server_cert(directory: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
     """Issue a certificate for localhost / 127.0.0.1 signed by the given CA."""
-    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
-    ext = directory / "server.ext"
+    openssl = _require("openssl", "openssl")
+    cert, key = directory / "server.pem", directory / "server.key"
+    csr, ext = directory / "server.csr", directory / "server.ext"
     ext.write_text(
         textwrap.dedent(
             """\
@@ -153,163 +173,238 @@ def _create_server_cert(directory: Path, ca_cert: Path, ca_key: Path) -> tuple[P
             """
         )
     )
-    openssl = _openssl()
-    _run(
-        [
-            openssl, "req", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", key, "-out", csr, "-subj", "/CN=localhost",
-        ]
-    )
-    _run(
-        [
-            openssl, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-            "-set_serial", str(secrets.randbits(63)), "-days", "2",
-            "-extfile", ext, "-out", cert,
-        ]
-    )
+    _run([
+        openssl, "req", "-new", "-nodes",
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", key, "-out", csr, "-subj", "/CN=localhost",
+    ])  # fmt: skip
+    _run([
+        openssl, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+        "-set_serial", str(secrets.randbits(63)), "-days", "2",
+        "-extfile", ext, "-out", cert,
+    ])  # fmt: skip
     return cert, key
 
 
 def _make_traversable(path: Path) -> None:
     """Let other uids traverse (not list) ``path`` and its ancestors.
 
-    Dovecot's auth process (user ``dovecot``) must read the passwd files and the
-    mail processes (uid 40000) must reach the Maildir; pytest's tmp dirs are
-    0700.  Only directories we own are touched, and only the x bits are added.
+    Dovecot's auth process (user ``dovecot``) must read the passwd files and
+    the mail processes (uid 40000) must reach the Maildir, but pytest's tmp
+    dirs are 0700.  Only directories we own are touched, and only x bits added.
     """
     euid = os.geteuid()
     for directory in [path, *path.parents]:
         st = directory.stat()
         if st.st_uid == euid and (st.st_mode & 0o011) != 0o011:
-            directory.chmod(stat.S_IMODE(st.st_mode) | 0o011)
+            directory.chmod((st.st_mode & 0o7777) | 0o011)
 
 
 def _kill_group(pgid: int) -> None:
     """SIGKILL a whole process group, ignoring "already gone"."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def _cleanup(pgid: int, base_dir: str) -> None:
-    """Last-resort cleanup (garbage collection / interpreter exit)."""
-    _kill_group(pgid)
-    shutil.rmtree(base_dir, ignore_errors=True)
+@dataclass
+class _Reaper:
+    """Cleanup for stop(), and the last resort at garbage collection or exit.
+
+    Kept apart from the server object so that weakref.finalize can hold it.
+    """
+
+    base_dir: Path
+    pgid: int | None = None  # process group of the running Dovecot, if any
+
+    def __call__(self) -> None:
+        if self.pgid is not None:
+            _kill_group(self.pgid)
+            self.pgid = None
+        shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def _quote(value: object) -> str:
-    """Quote a value for dovecot.conf (paths under pytest tmp dirs are plain)."""
-    text = str(value)
-    if any(c in text for c in '"\\\n'):
-        raise ValueError(f"unsupported character in dovecot.conf value: {text!r}")
-    return f'"{text}"'
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------- server
 
 
 class DovecotServer:
     """A running private Dovecot instance; create it with :meth:`start`."""
 
     host = "127.0.0.1"
+    user = "shop@example.test"
+    password = "correct horse battery staple"
+    token = "ya29.test-token"
 
-    def __init__(self, tmp_dir: Path) -> None:
+    def __init__(self, tmp_dir: Path, dovecot: str) -> None:
         # Use DovecotServer.start(); __init__ only lays out paths.
         self.tmp_dir = tmp_dir.resolve()
-        self.user = "shop@example.test"
-        self.password = "correct horse battery staple"
-        self.token = "ya29.test-token"
-        self.port = _free_port()
-        self.ssl_port = _free_port()
-        while self.ssl_port == self.port:
-            self.ssl_port = _free_port()
+        if any(c.isspace() or c in "\"'#" for c in str(self.tmp_dir)):
+            # Paths go unquoted into dovecot.conf and passdb args.
+            raise ValueError(f"unsupported characters in tmp_dir: {self.tmp_dir}")
         self.maildir = self.tmp_dir / "Maildir"
         self.home = self.tmp_dir / "home"
         self.log_path = self.tmp_dir / "dovecot.log"
         self.stderr_path = self.tmp_dir / "dovecot.stderr"
         self.config_path = self.tmp_dir / "dovecot.conf"
         self.ca_cert = self.tmp_dir / "tls" / "ca.pem"
+        self.port = _free_port()
+        self.ssl_port = _free_port(exclude={self.port})
         # Short runtime directory: unix socket paths must stay < ~107 bytes.
         self.base_dir = Path(tempfile.mkdtemp(prefix="dv", dir="/tmp"))
-        self._dovecot = ""
+        self.base_dir.chmod(0o755)  # what Dovecot wants (it warns otherwise)
+        self._dovecot = dovecot
         self._proc: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._reaper = _Reaper(self.base_dir)
+        self._finalizer = weakref.finalize(self, self._reaper)
 
-    # ------------------------------------------------------------------ setup
+    # ------------------------------------------------------------ start/stop
 
     @classmethod
     def start(cls, tmp_dir: Path) -> DovecotServer:
-        """Create config, certificates and storage in ``tmp_dir``; start Dovecot.
+        """Create certificates, config and storage in ``tmp_dir``; start Dovecot.
 
-        Raises :class:`DovecotUnavailable` if dovecot is not installed.
+        Returns once the server has sent its IMAP greeting.  Raises
+        :class:`DovecotUnavailable` if dovecot (or openssl) is not installed.
         """
-        dovecot = _which("dovecot")
-        if dovecot is None:
-            raise DovecotUnavailable("dovecot is not installed (apt-get install dovecot-imapd)")
-        _openssl()  # fail early with DovecotUnavailable if missing
+        dovecot = _require("dovecot", "dovecot-imapd")
+        _require("openssl", "openssl")
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        server = cls(tmp_dir)
-        server._dovecot = dovecot
+        server = cls(tmp_dir, dovecot)
         try:
             server._prepare()
-            server._launch()
+            for attempt in range(START_ATTEMPTS):
+                server._write_config()
+                try:
+                    server._launch()
+                    break
+                except _PortInUse:
+                    # Someone grabbed a port between probing and Dovecot's bind.
+                    if attempt == START_ATTEMPTS - 1:
+                        raise
+                    server.port = _free_port()
+                    server.ssl_port = _free_port(exclude={server.port})
         except BaseException:
             server.stop()
             raise
         return server
 
+    def stop(self) -> None:
+        """SIGTERM, wait up to 5 s, then SIGKILL; remove the runtime base_dir."""
+        self._terminate()
+        self._finalizer()  # removes base_dir; runs at most once
+
+    def kill(self) -> None:
+        """SIGKILL every Dovecot process at once ("server dies mid-sync").
+
+        Open client connections are cut; the Maildir stays as it is.  Use
+        :meth:`restart` to bring the server back.
+        """
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        _kill_group(proc.pid)
+        proc.wait()
+        self._reaper.pgid = None
+        self._wait_ports_free()
+
+    def restart(self) -> None:
+        """Start again (after kill/stop, or stop first) on the same ports and Maildir."""
+        self._terminate()
+        if not self._finalizer.alive:  # restarting after stop()
+            self.base_dir.mkdir(mode=0o755)
+            self._finalizer = weakref.finalize(self, self._reaper)
+        self._launch()
+
+    @property
+    def running(self) -> bool:
+        """True while the Dovecot master process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> DovecotServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the Dovecot log and of its stderr, for error messages."""
+        parts = [
+            f"--- {path} (tail) ---\n{tail}"
+            for path in (self.log_path, self.stderr_path)
+            if (tail := _tail(path, lines))
+        ]
+        return "\n".join(parts) or "(dovecot log is empty)"
+
+    # -------------------------------------------------------------- internals
+
     def _prepare(self) -> None:
-        tls_dir = self.tmp_dir / "tls"
+        """Certificates, passwd files and mail directories (once per tmp_dir)."""
+        tls_dir = self.ca_cert.parent
         ca_cert, ca_key = create_ca(tls_dir, "ca")
-        assert ca_cert == self.ca_cert
-        server_cert, server_key = _create_server_cert(tls_dir, ca_cert, ca_key)
+        _create_server_cert(tls_dir, ca_cert, ca_key)
 
-        passwd = self.tmp_dir / "passwd"
-        tokens = self.tmp_dir / "tokens"
-        passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
-        tokens.write_text(f"{self.user}:{{PLAIN}}{self.token}\n")
-
-        self.maildir.mkdir(exist_ok=True)
-        self.home.mkdir(exist_ok=True)
-        (self.tmp_dir / "state").mkdir(exist_ok=True)
+        # passwd-file format: user:password:uid:gid:gecos:home:shell:extra
+        (self.tmp_dir / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        (self.tmp_dir / "tokens").write_text(f"{self.user}:{{PLAIN}}{self.token}\n")
+        for directory in (self.maildir, self.home, self.tmp_dir / "state"):
+            directory.mkdir(exist_ok=True)
 
         if os.geteuid() == 0:
-            mail_uid, mail_gid = MAIL_UID, MAIL_GID
-            internal_user, login_user = "dovecot", "dovenull"
-            for path in (self.maildir, self.home):
-                os.chown(path, MAIL_UID, MAIL_GID)
-                path.chmod(0o700)
-            for path in (passwd, tokens, server_cert, ca_cert):
-                path.chmod(0o644)
+            # Mail is accessed as uid 40000; passwd files by user "dovecot".
+            for directory in (self.maildir, self.home):
+                os.chown(directory, MAIL_UID, MAIL_GID)
+                directory.chmod(0o700)
+            for name in ("passwd", "tokens"):
+                (self.tmp_dir / name).chmod(0o644)
             self.tmp_dir.chmod(0o711)
             _make_traversable(self.tmp_dir)
-        else:
-            # Rootless Dovecot: every service runs as the current user.
-            import pwd
 
+    def _write_config(self) -> None:
+        if os.geteuid() == 0:
+            mail_uid, mail_gid = MAIL_UID, MAIL_GID
+            internal_user, internal_group, login_user = "dovecot", "dovecot", "dovenull"
+            no_chroot = ""
+        else:
+            # Rootless Dovecot: every service runs as the current user, and
+            # the services that chroot by default cannot do so.
             mail_uid, mail_gid = os.getuid(), os.getgid()
             internal_user = login_user = pwd.getpwuid(mail_uid).pw_name
-
-        # Services that chroot by default cannot do so without root.
-        no_chroot = "" if os.geteuid() == 0 else "  chroot =\n"
+            internal_group = grp.getgrgid(mail_gid).gr_name
+            no_chroot = "  chroot =\n"
+        tls_dir = self.ca_cert.parent
 
         self.config_path.write_text(
             f"""\
 # Generated by tests/imapserver.py -- private test instance.
 instance_name = supportcli-test-{self.base_dir.name}
-base_dir = {_quote(self.base_dir)}
-state_dir = {_quote(self.tmp_dir / "state")}
-log_path = {_quote(self.log_path)}
+base_dir = {self.base_dir}
+state_dir = {self.tmp_dir / "state"}
+log_path = {self.log_path}
 protocols = imap
 listen = 127.0.0.1
 shutdown_clients = yes
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 default_login_user = {login_user}
 first_valid_uid = {mail_uid}
 first_valid_gid = 0
 
 ssl = yes
-ssl_cert = <{self.tmp_dir / "tls" / "server.pem"}
-ssl_key = <{self.tmp_dir / "tls" / "server.key"}
+ssl_cert = <{tls_dir / "server.pem"}
+ssl_key = <{tls_dir / "server.key"}
 
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
@@ -317,14 +412,23 @@ auth_failure_delay = 0
 auth_verbose = yes
 auth_cache_size = 0
 
-# Password for LOGIN / PLAIN.
+# Dovecot 2.3 answers failed logins only from a 500 ms timer, even with
+# auth_failure_delay = 0, unless the "nodelay" field is set.  This passdb
+# always matches and sets it; with continue-fail the passdbs below still
+# verify the secret, and "nodelay" survives their failure.
+passdb {{
+  driver = static
+  args = nopassword=y nodelay=yes
+  result_success = continue-fail
+}}
+# The password, for LOGIN and AUTHENTICATE PLAIN/LOGIN only.
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.tmp_dir / "passwd"}
   mechanisms = plain login
 }}
-# Dovecot 2.3's XOAUTH2 verifies the bearer token through the passdbs like a
-# password; this passdb only answers XOAUTH2 and holds the token.
+# The bearer token, for AUTHENTICATE XOAUTH2 only: Dovecot 2.3's XOAUTH2
+# checks the token against the passdbs like a password.
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.tmp_dir / "tokens"}
@@ -338,7 +442,7 @@ userdb {{
 mail_location = maildir:{self.maildir}
 mail_fsync = never
 protocol imap {{
-  # Tests may open many sessions at once (default limit is 10).
+  # Tests may hold many sessions at once (the default limit is 10).
   mail_max_userip_connections = 1000
 }}
 
@@ -354,7 +458,7 @@ service imap-login {{
   }}
 {no_chroot}}}
 service anvil {{
-  # No authentication-failure penalty for the wrong-password tests.
+  # No authentication-failure penalty for wrong-password tests.
   unix_listener anvil-auth-penalty {{
     mode = 0
   }}
@@ -363,31 +467,45 @@ service anvil {{
         )
 
     def _launch(self) -> None:
-        """Start ``dovecot -F`` and wait for the IMAP greeting."""
+        """Start ``dovecot -F`` and wait for its greeting."""
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.stderr_path, "ab") as err:
-            # Own session/process group: kill() can take down every Dovecot
-            # process at once, like a crashing server.
-            self._proc = subprocess.Popen(
+            # Own session, hence own process group: kill() can take down every
+            # Dovecot process at once, like a crashing server.
+            proc = subprocess.Popen(
                 [self._dovecot, "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
                 start_new_session=True,
             )
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _cleanup, self._proc.pid, str(self.base_dir))
-        self._wait_ready()
+        self._proc = proc
+        self._reaper.pgid = proc.pid
+        try:
+            self._wait_ready(proc)
+        except BaseException:
+            # The ports may be busy because of someone else: don't wait for them.
+            self._terminate(wait_for_ports=False)
+            if b"Address already in use" in self._log_since(log_size):
+                raise _PortInUse(self.log_tail()) from None
+            raise
 
-    def _wait_ready(self) -> None:
+    def _log_since(self, offset: int) -> bytes:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read()
+        except OSError:
+            return b""
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         """Wait until the plain port sends ``* OK`` (a bare connect is not enough)."""
-        assert self._proc is not None
         deadline = time.monotonic() + READY_TIMEOUT
         last_error = "no attempt"
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(
-                    f"dovecot exited with status {self._proc.returncode} during startup\n"
+                    f"dovecot exited with status {proc.returncode} during startup\n"
                     + self.log_tail()
                 )
             try:
@@ -409,112 +527,49 @@ service anvil {{
             f"{READY_TIMEOUT:.0f} s (last error: {last_error})\n" + self.log_tail()
         )
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the Dovecot log and stderr, for error messages."""
-        parts = []
-        for path in (self.log_path, self.stderr_path):
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                continue
-            tail = "\n".join(text.splitlines()[-lines:])
-            if tail:
-                parts.append(f"--- {path} (tail) ---\n{tail}")
-        return "\n".join(parts) or "(dovecot log is empty)"
-
-    # -------------------------------------------------------------- lifecycle
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM, wait up to 5 s, then SIGKILL; remove the runtime base_dir."""
-        self._terminate()
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def _terminate(self) -> None:
-        proc = self._proc
+    def _terminate(self, wait_for_ports: bool = True) -> None:
+        proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        # Also sweeps up any stray child left in the group.
-        _kill_group(proc.pid)
+        _kill_group(proc.pid)  # SIGKILL fallback; also sweeps stray children
         proc.wait()
-        self._proc = None
+        self._reaper.pgid = None
+        if wait_for_ports:
+            self._wait_ports_free()
 
-    def kill(self) -> None:
-        """SIGKILL every Dovecot process at once ("server dies mid-sync").
-
-        Open client connections are cut; the Maildir stays as it is.
-        """
-        proc = self._proc
-        if proc is None:
-            return
-        _kill_group(proc.pid)
-        proc.wait()
-        self._proc = None
-        # Children are reparented when the master dies; make sure none of them
-        # still holds the listening sockets before a restart().
+    def _wait_ports_free(self) -> None:
+        """After a kill, wait until no straggler still holds the listeners."""
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and self._group_alive(proc.pid):
+        while time.monotonic() < deadline:
+            if _port_is_free(self.port) and _port_is_free(self.ssl_port):
+                return
             time.sleep(0.01)
-
-    @staticmethod
-    def _group_alive(pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def restart(self) -> None:
-        """(Re)start on the same ports with the same Maildir (after kill/stop)."""
-        if self.running:
-            self._terminate()
-        self._launch()
-
-    def __enter__(self) -> DovecotServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- clients
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A client context that trusts only the throwaway CA."""
+        """A client TLS context that trusts only the throwaway CA."""
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def client(
         self, ssl: bool = False, *, starttls: bool = False, login: bool = True
     ) -> imapclient.IMAPClient:
-        """An IMAPClient, logged in as ``user`` unless ``login=False``.
+        """An IMAPClient logged in as ``user`` (unless ``login=False``).
 
-        ``ssl=True`` uses the implicit-TLS port; otherwise the plain port, with
-        ``starttls=True`` upgrading the connection first.  Certificates are
-        verified against ``ca_cert``.
+        ``ssl=True`` uses the implicit-TLS port; otherwise the plain port,
+        upgraded with STARTTLS if ``starttls=True``.  Certificates are verified
+        against ``ca_cert``.  (``ssl`` shadows the module here, as in
+        IMAPClient's own signature.)
         """
         context = self.ssl_context()
         imap = imapclient.IMAPClient(
             self.host,
             port=self.ssl_port if ssl else self.port,
-            ssl=ssl,
+            ssl=ssl,  # imapclient defaults to True; be explicit
             ssl_context=context if ssl else None,
             timeout=CLIENT_TIMEOUT,
         )
@@ -541,7 +596,7 @@ service anvil {{
         flags: tuple[Flag, ...] = (),
         when: _dt.datetime | None = None,
     ) -> None:
-        """APPEND one message (``when`` sets the INTERNALDATE)."""
+        """APPEND one message; ``when`` sets its INTERNALDATE."""
         with self.client() as imap:
             imap.append(folder, raw, flags=flags, msg_time=when)
 
@@ -552,7 +607,7 @@ service anvil {{
         batch: int = 500,
         flags: tuple[Flag, ...] = (),
     ) -> None:
-        """Seed many messages quickly with MULTIAPPEND, ``batch`` per command."""
+        """Seed many messages quickly: one MULTIAPPEND per ``batch`` messages."""
         pending: list[bytes | dict[str, object]] = []
         with self.client() as imap:
             for raw in raws:
@@ -569,37 +624,38 @@ service anvil {{
             return sorted(imap.search("ALL"))
 
     def flags(self, folder: str) -> dict[int, tuple[bytes, ...]]:
-        """UID -> flags, read with EXAMINE so \\Recent etc. are left alone."""
+        """UID -> flags, read through EXAMINE so nothing is changed.
+
+        ``\\Recent`` is left out: it is per-session state, not a stored flag.
+        """
         with self.client() as imap:
             imap.select_folder(folder, readonly=True)
             uids = imap.search("ALL")
             if not uids:
                 return {}
-            return {uid: tuple(f) for uid, f in imap.get_flags(uids).items()}
+            return {
+                uid: tuple(f for f in found if f != imapclient.RECENT)
+                for uid, found in imap.get_flags(uids).items()
+            }
 
     def uidvalidity(self, folder: str) -> int:
         with self.client() as imap:
             return int(imap.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
 
     def reset_uidvalidity(self, folder: str) -> int:
-        """Give ``folder`` a new UIDVALIDITY (messages and flags kept); return it.
+        """Give ``folder`` a new UIDVALIDITY and return it.
 
-        Uses ``doveadm mailbox update --uid-validity``, which also works for
-        INBOX.  Sessions that have the folder selected are disconnected by
-        Dovecot, as a real server would do.
+        Messages, UIDs, flags and dates are kept.  Uses ``doveadm mailbox
+        update --uid-validity``, which also works for INBOX.  Dovecot
+        disconnects sessions that have the folder selected.
         """
-        doveadm = _which("doveadm")
-        if doveadm is None:
-            raise DovecotUnavailable("doveadm is not installed")
+        doveadm = _require("doveadm", "dovecot-core")
         old = self.uidvalidity(folder)
-        new = old + 1
-        _run(
-            [
-                doveadm, "-c", self.config_path, "mailbox", "update",
-                "-u", self.user, "--uid-validity", str(new), folder,
-            ]
-        )
-        current = self.uidvalidity(folder)
-        if current == old:
+        _run([
+            doveadm, "-c", self.config_path, "mailbox", "update",
+            "-u", self.user, "--uid-validity", str(old + 1), folder,
+        ])  # fmt: skip
+        new = self.uidvalidity(folder)
+        if new == old:
             raise RuntimeError(f"UIDVALIDITY of {folder!r} did not change ({old})")
-        return current
+        return new

@@ -1,0 +1,119 @@
+"""Model directories: ``model.joblib`` + ``meta.json``.
+
+A joblib file is a pickle, and unpickling runs code, so a model file is code. Loading checks,
+before anything is unpickled, that the directory is one supportcli itself manages (the
+shipped default or the state dir's ``models/``) and that the file's sha256 matches
+``meta.json``. Saving writes to a temp file, fsyncs and renames, so the active model is never
+a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ModelError
+
+MODEL_FILE = "model.joblib"
+META_FILE = "meta.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    import sklearn
+
+    return {"supportcli": __version__, "scikit-learn": sklearn.__version__,
+            "python": platform.python_version()}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write the model and its meta atomically; returns the full meta."""
+    import io
+
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=3)
+    data = buffer.getvalue()
+    full = {**meta, "versions": versions(), "sha256": hashlib.sha256(data).hexdigest()}
+    # Each file is replaced atomically. A crash between the two leaves a hash mismatch that
+    # load refuses cleanly; managed models go to a fresh version directory that is activated
+    # only after both files are complete, so the active model is never touched.
+    _atomic_write(directory / MODEL_FILE, data)
+    _atomic_write(directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    return full
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    path = directory / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"no model in {directory} (missing {META_FILE})") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"unreadable model metadata {path}: {exc}") from None
+    if not isinstance(meta, dict) or "sha256" not in meta:
+        raise ModelError(f"model metadata {path} has no sha256")
+    return meta
+
+
+def load(directory: Path, trusted_roots: Iterable[Path]) -> tuple[Any, dict[str, Any]]:
+    """Verify and unpickle a model directory. Raises ModelError (exit 5) before unpickling
+    anything that is not trusted or not intact."""
+    directory = directory.resolve()
+    roots = [Path(r).resolve() for r in trusted_roots]
+    if not any(directory == root or root in directory.parents for root in roots):
+        raise ModelError(
+            f"refusing to load a model from {directory}: model files are code, and only "
+            "supportcli's own model directories are trusted"
+        )
+    meta = read_meta(directory)
+    model_path = directory / MODEL_FILE
+    if not model_path.is_file():
+        raise ModelError(f"no model file {model_path}")
+    actual = sha256_file(model_path)
+    if actual != meta["sha256"]:
+        raise ModelError(
+            f"model file {model_path} does not match its meta.json (sha256 {actual[:12]}… "
+            f"expected {str(meta['sha256'])[:12]}…): refusing to load it"
+        )
+    import joblib
+
+    try:
+        model = joblib.load(model_path)
+    except Exception as exc:
+        raise ModelError(f"cannot load model {model_path}: {type(exc).__name__}") from None
+    return model, meta

@@ -1,0 +1,270 @@
+"""The command line: the only Typer module. Each command resolves settings, calls one workflow
+and hands the result to ``render`` or ``export``; ``main`` turns failures into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .errors import ExitCode, SupportCliError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .config import Settings
+
+app = typer.Typer(
+    name="supportcli",
+    help="Triage a small shop's support mailbox: what to answer first, and why.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+class TriageFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Urgency(str, Enum):
+    urgent = "urgent"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+@dataclass
+class Context:
+    config: Path | None
+    verbose: int
+    quiet: bool
+
+    def settings(self) -> Settings:
+        from .config import load_settings
+
+        return load_settings(self.config)
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    return ctx.obj if isinstance(ctx.obj, Context) else Context(None, 0, False)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 160
+    return Console(width=width, soft_wrap=False, highlight=False)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (TOML).")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More detail on stderr (-vv for debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+) -> None:
+    """Triage a small shop's support mailbox: what to answer first, and why."""
+    from . import log
+
+    log.setup(verbose, quiet=quiet)
+    ctx.obj = Context(config, verbose, quiet)
+
+
+def parse_when(value: str | None, *, name: str) -> datetime | None:
+    """An ISO date/time, or a span back from now such as 24h, 3d, 2w."""
+    if value is None:
+        return None
+    value = value.strip()
+    units = {"h": 1, "d": 24, "w": 24 * 7}
+    if value[:-1].isdigit() and value[-1:].lower() in units:
+        return datetime.now(UTC) - timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{name}: expected a date like 2026-11-20, 2026-11-20T09:00 or 24h/3d, "
+                         f"got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def triage(
+    ctx: typer.Context,
+    path: Annotated[str | None, typer.Argument(
+        help="mbox file, Maildir, folder of .eml files, one .eml, or - for stdin.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Triage the bundled demo inbox.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show the top N.")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
+    min_urgency: Annotated[Urgency | None, typer.Option("--min-urgency",
+                                                        help="Only this urgency or higher.")] = None,
+    since: Annotated[str | None, typer.Option("--since",
+                                              help="Only mail since a date or span (24h, 3d).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of",
+                                              help="Rank as of this time (default: now).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include answered threads.")] = False,
+    fmt: Annotated[TriageFormat, typer.Option("--format", "-f", help="Output format.")] = TriageFormat.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+) -> None:
+    """Rank the threads awaiting a reply: what to answer first, and why."""
+    from . import workflows
+
+    settings = _ctx(ctx).settings()
+    if category and category not in settings.categories:
+        raise UsageError(f"unknown category {category!r}", hint="one of " + ", ".join(settings.categories))
+    request = workflows.TriageRequest(
+        path=path, demo=demo, as_of=parse_when(as_of, name="--as-of"),
+        since=parse_when(since, name="--since"), include_answered=show_all, limit=limit,
+        category=category, min_urgency=min_urgency.value if min_urgency else None,
+    )
+    result = workflows.triage(settings, request)
+    _emit_triage(result, fmt, output)
+    _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
+
+
+def _emit_triage(result: Any, fmt: TriageFormat, output: Path | None) -> None:
+    from . import export, render
+
+    if fmt is TriageFormat.table:
+        title = (f"{len(result.items)} of {result.total_threads} threads awaiting a reply · "
+                 f"as of {result.as_of:%Y-%m-%d %H:%M} UTC")
+        table = render.triage_table(result.items, title)
+        if output is None:
+            stdout_console().print(table)
+        else:
+            with _open_output(output) as handle:
+                from rich.console import Console
+
+                Console(file=handle, width=160, no_color=True).print(table)
+        return
+    if output is None:
+        export.write(result.items, fmt.value, sys.stdout)
+    else:
+        with _open_output(output) as handle:
+            export.write(result.items, fmt.value, handle)
+
+
+def _open_output(path: Path) -> Any:
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _report_skipped(failures: list[Any], quiet: bool) -> None:
+    if failures and not quiet:
+        from . import sanitize
+
+        console = stderr_console()
+        console.print(f"skipped {len(failures)} message(s) that could not be read:", markup=False)
+        for failure in failures[:10]:
+            console.print(f"  {sanitize.for_log(failure.key, 60)}: {sanitize.for_log(failure.reason, 80)}",
+                          markup=False)
+
+
+@app.command()
+def classify(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="One message: an .eml file, or - for stdin.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
+) -> None:
+    """Classify one message: category, urgency, confidence and reasons."""
+    import json
+
+    from . import export, render, workflows
+
+    result = workflows.classify_file(_ctx(ctx).settings(), file)
+    if json_out:
+        record = export.item_record(result.item)
+        record["category_probs"] = result.prediction.category_probs
+        record["urgency_probs"] = result.prediction.urgency_probs
+        record["explanation"] = result.explanation
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        return
+    stdout_console().print(render.message_panel(result.message, result.prediction, result.item,
+                                                result.explanation))
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", help="Model directory to write.")] = None,
+) -> None:
+    """Rebuild the default model from the bundled samples and print cross-validated metrics."""
+    from . import render, workflows
+
+    result = workflows.train_default(output)
+    console = stdout_console()
+    metrics = result.meta["metrics"]
+    console.print(render.metrics_table("category (5-fold cross-validation)", metrics["category"]))
+    console.print(render.metrics_table("urgency (5-fold cross-validation)", metrics["urgency"]))
+    console.print(f"model written to {result.directory} ({result.meta['n_samples']} samples)",
+                  markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and maps every failure to its documented exit code."""
+    import click
+
+    from . import log
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="supportcli", standalone_mode=False)
+        code = int(result) if isinstance(result, int) else 0
+    except SupportCliError as exc:
+        _error(exc.message, exc.hint)
+        code = int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        code = int(exc.exit_code)
+    except click.ClickException as exc:
+        _error(exc.format_message(), None)
+        code = int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _error("interrupted", None)
+        code = int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        code = 0
+    except Exception as exc:  # the one place that catches everything
+        import logging
+
+        logging.getLogger("supportcli").debug("unexpected error", exc_info=True)
+        _error(f"unexpected error: {type(exc).__name__}: {log.redact(str(exc))[:200]}",
+               "run again with -vv for details; please report it")
+        code = int(ExitCode.UNEXPECTED)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _error(message: str, hint: str | None) -> None:
+    from . import log, sanitize
+
+    text = log.redact(sanitize.one_line(message))
+    sys.stderr.write(f"supportcli: error: {text}\n")
+    if hint:
+        sys.stderr.write(f"  hint: {log.redact(sanitize.one_line(hint))}\n")
+
+
+def _quiet_broken_pipe() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

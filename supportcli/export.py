@@ -1,0 +1,97 @@
+"""Triage items to csv, json, jsonl and markdown, written to a text stream.
+
+Every string that came from an email goes through ``sanitize``: control characters stripped,
+CSV cells that could start a formula neutralised, markdown and HTML escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from . import sanitize
+from .records import TriageItem
+
+FORMATS = ("csv", "json", "jsonl", "markdown")
+CSV_FIELDS = (
+    "rank score message_id date age_hours sender sender_name subject category "
+    "category_confidence urgency urgency_confidence needs_review language automated "
+    "order_numbers thread_size followups reasons"
+).split()
+
+
+def item_record(item: TriageItem) -> dict[str, Any]:
+    m, p = item.message, item.prediction
+    return {
+        "rank": item.rank,
+        "score": item.score,
+        "message_id": sanitize.clean_text(m.message_id),
+        "date": m.date.isoformat(),
+        "age_hours": round(item.waiting.total_seconds() / 3600, 1),
+        "sender": sanitize.clean_text(m.sender_addr),
+        "sender_name": sanitize.one_line(m.sender_name),
+        "subject": sanitize.one_line(m.subject),
+        "category": p.category,
+        "category_confidence": round(p.category_confidence, 3),
+        "urgency": item.urgency,
+        "urgency_confidence": round(p.urgency_confidence, 3),
+        "needs_review": p.needs_review,
+        "language": m.language,
+        "automated": m.automated,
+        "order_numbers": list(m.order_numbers),
+        "thread_size": item.thread_size,
+        "followups": item.followups,
+        "reasons": [sanitize.one_line(t.reason) for t in item.terms],
+        "cues": list(p.cues),
+    }
+
+
+def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
+    records = [item_record(i) for i in items]
+    if fmt == "json":
+        json.dump(records, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    elif fmt == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            flat = {
+                **record,
+                "order_numbers": " ".join(record["order_numbers"]),
+                "reasons": "; ".join(record["reasons"]),
+            }
+            writer.writerow({k: sanitize.for_csv(v) for k, v in flat.items()})
+    elif fmt == "markdown":
+        _markdown(items, out)
+    else:
+        raise ValueError(f"unknown format {fmt}")
+
+
+def _markdown(items: Sequence[TriageItem], out: TextIO) -> None:
+    out.write("| # | age | from | subject | category | urgency | why |\n")
+    out.write("|---|---|---|---|---|---|---|\n")
+    for item in items:
+        p = item.prediction
+        review = " (review)" if p.needs_review else ""
+        cells = [
+            str(item.rank),
+            _age(item),
+            sanitize.for_markdown(item.message.sender_name or item.message.sender_addr, 30),
+            sanitize.for_markdown(item.message.subject or "(no subject)", 60),
+            p.category + review,
+            item.urgency,
+            sanitize.for_markdown(item.top_reason, 70),
+        ]
+        out.write("| " + " | ".join(cells) + " |\n")
+
+
+def _age(item: TriageItem) -> str:
+    hours = item.waiting.total_seconds() / 3600
+    if hours < 1:
+        return f"{int(hours * 60)}m"
+    return f"{hours:.0f}h" if hours < 48 else f"{hours / 24:.0f}d"

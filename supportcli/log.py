@@ -1,0 +1,57 @@
+"""Logging: stderr only, verbosity counted with -v, secrets never written.
+
+Every secret the tool handles (passwords, tokens) is registered with :func:`add_secret`; a
+filter on the root handler replaces it with ``***`` in every record, whatever logger wrote it
+(imapclient's protocol log included).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+_SECRETS: set[str] = set()
+REDACTED = "***"
+
+
+def add_secret(secret: str | None) -> None:
+    if secret and len(secret) >= 3:
+        _SECRETS.add(secret)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = redact(record.getMessage())
+            record.msg, record.args = message, None
+        return True
+
+
+def setup(verbosity: int, *, quiet: bool = False) -> None:
+    """0: warnings, 1 (-v): info, 2 (-vv): debug. Quiet: errors only."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_time=False, show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # third-party chatter only at -vv
+    for noisy in ("imapclient", "charset_normalizer", "inscriptis"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)

@@ -1,0 +1,166 @@
+"""Pure ranking rules: threads in, ranked items with their reasons out. No I/O.
+
+score = urgency points × category weight + waiting time against the response target
+        + follow-ups in the thread + the sender's earlier threads − automated mail
+
+Every term carries a sentence saying why, so each row can explain its rank.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from .records import Message, Prediction, ScoreTerm, TriageItem
+
+URGENCY_POINTS = {"urgent": 100.0, "high": 60.0, "normal": 30.0, "low": 5.0}
+URGENCY_ORDER = ("urgent", "high", "normal", "low")
+WAITING_MAX = 40.0
+FOLLOWUP_POINTS = 15.0
+HISTORY_POINTS = 5.0
+AUTOMATED_PENALTY = -60.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    category_weights: Mapping[str, float]
+    sla_hours: Mapping[str, float]
+    shop_addresses: frozenset[str] = frozenset()
+
+
+def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
+    """Threads by Message-ID links (In-Reply-To, References), else by sender + subject."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    by_subject: dict[tuple[str, str], str] = {}
+    for m in messages:
+        find(m.message_id)
+        for linked in (m.in_reply_to, *m.references):
+            if linked:
+                union(m.message_id, linked)
+        if len(m.norm_subject) > 3 and m.sender_addr:
+            key = (m.sender_addr, m.norm_subject)
+            if key in by_subject:
+                union(by_subject[key], m.message_id)
+            else:
+                by_subject[key] = m.message_id
+    groups: dict[str, list[Message]] = defaultdict(list)
+    for m in messages:
+        groups[find(m.message_id)].append(m)
+    return [sorted(g, key=lambda m: m.date) for g in groups.values()]
+
+
+def rank(
+    threads: Sequence[Sequence[Message]],
+    predictions: Mapping[str, Prediction],
+    rules: Rules,
+    as_of: datetime,
+    *,
+    include_answered: bool = False,
+) -> list[TriageItem]:
+    """One item per thread that awaits a reply (or every thread), best first."""
+    threads_per_sender: dict[str, int] = defaultdict(int)
+    for thread in threads:
+        for sender in {m.sender_addr for m in thread}:
+            threads_per_sender[sender] += 1
+    items = []
+    for thread in threads:
+        customer = [m for m in thread if m.sender_addr not in rules.shop_addresses]
+        if not customer:
+            continue
+        last = customer[-1]
+        answered = thread[-1].sender_addr in rules.shop_addresses or "\\Answered" in last.flags
+        if answered and not include_answered:
+            continue
+        prediction = predictions.get(last.message_id)
+        if prediction is None:
+            continue
+        followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
+        history = threads_per_sender[last.sender_addr] - 1
+        item = score(last, prediction, rules, as_of, followups, history)
+        items.append(replace(item, thread_size=len(thread)))
+    items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
+    return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
+
+
+def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:
+    """The urgency used for ranking, and why it differs from the model's, if it does."""
+    if followups >= 2 and prediction.urgency != "urgent":
+        return "urgent", f"{_ordinal(followups + 1)} message from the customer in this thread"
+    if followups == 1 and prediction.urgency in ("normal", "low"):
+        return "high", "second message from the customer in this thread"
+    return prediction.urgency, ""
+
+
+def score(
+    message: Message,
+    prediction: Prediction,
+    rules: Rules,
+    as_of: datetime,
+    followups: int = 0,
+    history: int = 0,
+) -> TriageItem:
+    urgency, raised_by = effective_urgency(prediction, followups)
+    weight = rules.category_weights.get(prediction.category, 1.0)
+    terms = [_urgency_term(prediction, urgency, raised_by, weight)]
+    waiting = max(as_of - message.date, timedelta(0))
+    sla = rules.sla_hours.get(urgency, 24.0)
+    hours = waiting.total_seconds() / 3600
+    waited = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
+    late = "past" if hours > sla else "within"
+    terms.append(ScoreTerm("waiting", waited, f"waiting {_hours(hours)}, {late} the "
+                           f"{_hours(sla)} target for {urgency}"))
+    if followups:
+        terms.append(ScoreTerm("follow-ups", min(3, followups) * FOLLOWUP_POINTS,
+                               f"customer wrote {followups + 1} times in this thread"))
+    if history:
+        terms.append(ScoreTerm("sender history", min(3, history) * HISTORY_POINTS,
+                               f"sender has {history} other thread{'s' if history > 1 else ''}"))
+    if message.automated:
+        terms.append(ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})"))
+    total = round(sum(t.points for t in terms), 1)
+    return TriageItem(0, message, prediction, urgency, total, tuple(terms), 1, followups, waiting)
+
+
+def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:
+    if prediction.cues and urgency == "urgent":
+        points, why = URGENCY_POINTS["urgent"], f"urgent: {', '.join(prediction.cues)}"
+    elif raised_by:
+        points, why = URGENCY_POINTS[urgency], f"{urgency}: {raised_by}"
+    else:
+        probs = prediction.urgency_probs or {urgency: 1.0}
+        points = sum(URGENCY_POINTS.get(u, 0.0) * p for u, p in probs.items())
+        why = f"{urgency} urgency ({prediction.urgency_confidence:.0%} sure)"
+    if weight != 1.0:
+        why += f", ×{weight:g} for {prediction.category}"
+    return ScoreTerm("urgency", round(points * weight, 1), why)
+
+
+def _hours(hours: float) -> str:
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    if hours < 48:
+        return f"{hours:.0f} h"
+    return f"{hours / 24:.0f} d"
+
+
+def _ordinal(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def urgency_at_least(urgency: str, minimum: str) -> bool:
+    return URGENCY_ORDER.index(urgency) <= URGENCY_ORDER.index(minimum)

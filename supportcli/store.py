@@ -1,0 +1,397 @@
+"""The local store: one SQLite file in the state dir.
+
+Only this module talks to sqlite3. Migrations are an ordered list of small functions; the
+schema version lives in ``PRAGMA user_version``. WAL mode and a busy timeout let a report read
+while a sync writes; every write is its own short transaction, so a killed process loses at
+most the message it was writing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import StoreError
+from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _m001_messages(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            source_key TEXT NOT NULL,
+            date TEXT NOT NULL,
+            date_is_fallback INTEGER NOT NULL,
+            sender_name TEXT NOT NULL,
+            sender_addr TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            norm_subject TEXT NOT NULL,
+            in_reply_to TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            text_new TEXT NOT NULL,
+            text_quoted TEXT NOT NULL,
+            text_signature TEXT NOT NULL,
+            is_html INTEGER NOT NULL,
+            attachments TEXT NOT NULL,
+            order_numbers TEXT NOT NULL,
+            automated TEXT NOT NULL,
+            language TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            flags TEXT NOT NULL,
+            warnings TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        );
+        CREATE INDEX messages_date ON messages(date);
+        CREATE INDEX messages_sender ON messages(sender_addr);
+        CREATE INDEX messages_source ON messages(source);
+        CREATE TABLE parse_failures (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            source_key TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            UNIQUE(source, source_key)
+        );
+        """
+    )
+
+
+def _m002_predictions_labels(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE predictions (
+            message_id TEXT NOT NULL REFERENCES messages(message_id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL,
+            category TEXT NOT NULL,
+            category_confidence REAL NOT NULL,
+            urgency TEXT NOT NULL,
+            urgency_confidence REAL NOT NULL,
+            needs_review INTEGER NOT NULL,
+            detail TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (message_id, model_id)
+        );
+        CREATE TABLE labels (
+            message_id TEXT PRIMARY KEY REFERENCES messages(message_id) ON DELETE CASCADE,
+            category TEXT NOT NULL,
+            urgency TEXT NOT NULL,
+            labelled_by TEXT NOT NULL,
+            labelled_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _m003_sync_runs(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE cursors (
+            account TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL,
+            last_uid INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (account, folder)
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}'
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_messages,
+    _m002_predictions_labels,
+    _m003_sync_runs,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    """A handle on the SQLite store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(
+                    "the store is busy: another supportcli command is writing to it",
+                    hint="wait for it to finish and try again",
+                ) from None
+            raise
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store {self.path} was written by a newer supportcli (schema {version})"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction() as db:
+                migration(db)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- messages --------------------------------------------------------------------------
+
+    def add_messages(self, messages: Iterable[Message]) -> tuple[int, int]:
+        """Insert messages, skipping ones already stored (by Message-ID). Returns (added, dupes)."""
+        added = dupes = 0
+        with self.transaction() as db:
+            for msg in messages:
+                cursor = db.execute(_INSERT_MESSAGE, _message_row(msg))
+                if cursor.rowcount:
+                    added += 1
+                else:
+                    dupes += 1
+        return added, dupes
+
+    def has_message(self, message_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,))
+        return row.fetchone() is not None
+
+    def get_message(self, message_id: str) -> Message | None:
+        row = self.db.execute("SELECT * FROM messages WHERE message_id = ?", (message_id,))
+        found = row.fetchone()
+        return _row_message(found) if found else None
+
+    def messages(
+        self,
+        *,
+        since: datetime | None = None,
+        source: str | None = None,
+        message_ids: Sequence[str] | None = None,
+    ) -> list[Message]:
+        sql, args = "SELECT * FROM messages WHERE 1=1", []
+        if since is not None:
+            sql += " AND date >= ?"
+            args.append(since.astimezone(UTC).isoformat())
+        if source is not None:
+            sql += " AND source = ?"
+            args.append(source)
+        if message_ids is not None:
+            ids = list(message_ids)
+            sql += f" AND message_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+            args.append(json.dumps(ids))
+        sql += " ORDER BY date, id"
+        return [_row_message(row) for row in self.db.execute(sql, args)]
+
+    def count_messages(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def add_failures(self, failures: Iterable[ParseFailure]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO parse_failures (source, source_key, reason, seen_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(f.source, f.key, f.reason, _now()) for f in failures],
+            )
+
+    # --- predictions and labels ------------------------------------------------------------
+
+    def save_predictions(self, pairs: Iterable[tuple[str, Prediction]]) -> None:
+        rows = [
+            (
+                message_id,
+                p.model_id,
+                p.category,
+                p.category_confidence,
+                p.urgency,
+                p.urgency_confidence,
+                int(p.needs_review),
+                json.dumps(
+                    {"cat": p.category_probs, "urg": p.urgency_probs, "cues": list(p.cues)}
+                ),
+                _now(),
+            )
+            for message_id, p in pairs
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def predictions(self, model_id: str) -> dict[str, Prediction]:
+        rows = self.db.execute("SELECT * FROM predictions WHERE model_id = ?", (model_id,))
+        return {row["message_id"]: _row_prediction(row) for row in rows}
+
+    def set_label(self, message_id: str, category: str, urgency: str, by: str = "cli") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?)",
+                (message_id, category, urgency, by, _now()),
+            )
+
+    def labels(self) -> dict[str, tuple[str, str]]:
+        rows = self.db.execute("SELECT message_id, category, urgency FROM labels")
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    # --- sync cursors and runs -------------------------------------------------------------
+
+    def cursor(self, account: str, folder: str) -> SyncCursor | None:
+        row = self.db.execute(
+            "SELECT * FROM cursors WHERE account = ? AND folder = ?", (account, folder)
+        ).fetchone()
+        if row is None:
+            return None
+        return SyncCursor(account, folder, row["uidvalidity"], row["last_uid"])
+
+    def save_cursor(self, cursor: SyncCursor) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
+                (cursor.account, cursor.folder, cursor.uidvalidity, cursor.last_uid, _now()),
+            )
+
+    def start_run(self, command: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (command, started_at, status) VALUES (?, ?, 'running')",
+                (command, _now()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, object]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+                (_now(), status, json.dumps(summary), run_id),
+            )
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+_MESSAGE_COLUMNS = (
+    "message_id source source_key date date_is_fallback sender_name sender_addr recipients "
+    "subject norm_subject in_reply_to refs text_new text_quoted text_signature is_html "
+    "attachments order_numbers automated language content_hash flags warnings imported_at"
+).split()
+_INSERT_MESSAGE = (
+    f"INSERT OR IGNORE INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})"
+)
+
+
+def _message_row(m: Message) -> tuple[object, ...]:
+    return (
+        m.message_id,
+        m.source,
+        m.source_key,
+        m.date.astimezone(UTC).isoformat(),
+        int(m.date_is_fallback),
+        m.sender_name,
+        m.sender_addr,
+        json.dumps(list(m.to)),
+        m.subject,
+        m.norm_subject,
+        m.in_reply_to,
+        json.dumps(list(m.references)),
+        m.text_new,
+        m.text_quoted,
+        m.text_signature,
+        int(m.is_html),
+        json.dumps([asdict(a) for a in m.attachments]),
+        json.dumps(list(m.order_numbers)),
+        m.automated,
+        m.language,
+        m.content_hash,
+        json.dumps(list(m.flags)),
+        json.dumps(list(m.warnings)),
+        _now(),
+    )
+
+
+def _row_message(row: sqlite3.Row) -> Message:
+    return Message(
+        message_id=row["message_id"],
+        source=row["source"],
+        source_key=row["source_key"],
+        date=datetime.fromisoformat(row["date"]),
+        date_is_fallback=bool(row["date_is_fallback"]),
+        sender_name=row["sender_name"],
+        sender_addr=row["sender_addr"],
+        to=tuple(json.loads(row["recipients"])),
+        subject=row["subject"],
+        norm_subject=row["norm_subject"],
+        in_reply_to=row["in_reply_to"],
+        references=tuple(json.loads(row["refs"])),
+        text_new=row["text_new"],
+        text_quoted=row["text_quoted"],
+        text_signature=row["text_signature"],
+        is_html=bool(row["is_html"]),
+        attachments=tuple(Attachment(**a) for a in json.loads(row["attachments"])),
+        order_numbers=tuple(json.loads(row["order_numbers"])),
+        automated=row["automated"],
+        language=row["language"],
+        content_hash=row["content_hash"],
+        flags=tuple(json.loads(row["flags"])),
+        warnings=tuple(json.loads(row["warnings"])),
+    )
+
+
+def _row_prediction(row: sqlite3.Row) -> Prediction:
+    detail = json.loads(row["detail"])
+    return Prediction(
+        category=row["category"],
+        category_confidence=row["category_confidence"],
+        urgency=row["urgency"],
+        urgency_confidence=row["urgency_confidence"],
+        needs_review=bool(row["needs_review"]),
+        model_id=row["model_id"],
+        category_probs=detail.get("cat", {}),
+        urgency_probs=detail.get("urg", {}),
+        cues=tuple(detail.get("cues", [])),
+    )

@@ -1,0 +1,215 @@
+"""Use cases, composed from the one-way pipeline. Nothing here prints: each returns a result
+record that ``cli`` hands to ``render`` or ``export``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, dataset, prioritize, registry, resources
+from .config import Settings
+from .errors import SourceError, UsageError
+from .features import message_text
+from .parse import parse
+from .records import Message, ParseFailure, Prediction, TriageItem
+from .sources import MessageSource
+from .sources.files import open_path
+from .store import Store
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+@dataclass
+class IngestResult:
+    added: int = 0
+    duplicates: int = 0
+    failures: list[ParseFailure] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+
+
+def ingest(
+    source: MessageSource, store: Store, progress: Callable[[int], None] | None = None
+) -> IngestResult:
+    """Parse every message of a source into the store; broken ones are recorded, not fatal."""
+    result = IngestResult()
+    batch: list[Message] = []
+
+    def flush() -> None:
+        added, dupes = store.add_messages(batch)
+        result.added += added
+        result.duplicates += dupes
+        batch.clear()
+
+    for raw in source.iter_messages():
+        parsed = parse(raw)
+        if isinstance(parsed, ParseFailure):
+            result.failures.append(parsed)
+            log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
+        else:
+            batch.append(parsed)
+            result.message_ids.append(parsed.message_id)
+            if len(batch) >= BATCH:
+                flush()
+        if progress:
+            progress(1)
+    flush()
+    if result.failures:
+        store.add_failures(result.failures)
+    return result
+
+
+def classify_messages(
+    store: Store, loaded: registry.LoadedModel, messages: list[Message]
+) -> dict[str, Prediction]:
+    """Predictions for messages, reusing the ones stored for this model."""
+    known = store.predictions(loaded.model_id)
+    todo = [m for m in messages if m.message_id not in known]
+    for start in range(0, len(todo), 2000):
+        chunk = todo[start : start + 2000]
+        predictions = loaded.model.predict([message_text(m) for m in chunk], loaded.model_id)
+        pairs = [(m.message_id, p) for m, p in zip(chunk, predictions, strict=True)]
+        store.save_predictions(pairs)
+        known.update(pairs)
+    return {m.message_id: known[m.message_id] for m in messages}
+
+
+@dataclass
+class TriageRequest:
+    path: str | None = None
+    demo: bool = False
+    as_of: datetime | None = None
+    since: datetime | None = None
+    include_answered: bool = False
+    limit: int | None = None
+    category: str | None = None
+    min_urgency: str | None = None
+
+
+@dataclass
+class TriageResult:
+    items: list[TriageItem]
+    as_of: datetime
+    total_threads: int
+    ingest: IngestResult
+    model_id: str
+    source: str
+
+
+def triage(settings: Settings, request: TriageRequest, store: Store | None = None) -> TriageResult:
+    if request.demo:
+        request.path = str(resources.demo_dir())
+    if not request.path:
+        raise UsageError("give a PATH to triage (mbox, Maildir, .eml folder or file, or -)",
+                         hint="or --demo for the bundled demo inbox")
+    source = open_path(request.path)
+    own_store = store is None
+    store = store or Store(":memory:" if request.demo else settings.store_path)
+    try:
+        result = ingest(source, store)
+        messages = store.messages(message_ids=result.message_ids)
+        if not messages and not result.failures:
+            raise SourceError(f"no messages found in {request.path}")
+        loaded = registry.load_active(settings)
+        predictions = classify_messages(store, loaded, messages)
+    finally:
+        if own_store:
+            store.close()
+    as_of = request.as_of or (
+        max((m.date for m in messages), default=datetime.now(UTC)) if request.demo
+        else datetime.now(UTC)
+    )
+    rules = prioritize.Rules(settings.category_weights, settings.sla_hours,
+                             frozenset(settings.shop_addresses))
+    threads = prioritize.group_threads(messages)
+    items = prioritize.rank(threads, predictions, rules, as_of,
+                            include_answered=request.include_answered)
+    total = len(items)
+    items = _filter(items, request)
+    return TriageResult(items, as_of, total, result, loaded.model_id, source.name)
+
+
+def _filter(items: list[TriageItem], request: TriageRequest) -> list[TriageItem]:
+    if request.category:
+        items = [i for i in items if i.prediction.category == request.category]
+    if request.min_urgency:
+        items = [i for i in items if prioritize.urgency_at_least(i.urgency, request.min_urgency)]
+    if request.since:
+        items = [i for i in items if i.message.date >= request.since]
+    return items[: request.limit] if request.limit else items
+
+
+@dataclass
+class ClassifyResult:
+    message: Message
+    prediction: Prediction
+    item: TriageItem
+    explanation: dict[str, list[tuple[str, float]]]
+
+
+def classify_file(settings: Settings, path: str, as_of: datetime | None = None) -> ClassifyResult:
+    source = open_path(path)
+    raws = list(source.iter_messages())
+    if len(raws) != 1:
+        raise UsageError(f"classify takes one message; {path} holds {len(raws)}",
+                         hint="use `supportcli triage` for a mailbox")
+    parsed = parse(raws[0])
+    if isinstance(parsed, ParseFailure):
+        raise SourceError(f"cannot parse {path}: {parsed.reason}")
+    loaded = registry.load_active(settings)
+    text = message_text(parsed)
+    prediction = loaded.model.predict([text], loaded.model_id)[0]
+    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
+    item = prioritize.score(parsed, prediction, rules, as_of or datetime.now(UTC))
+    from .model import top_features
+
+    explanation = {
+        "category": top_features(loaded.model.category, text, prediction.category),
+        "urgency": top_features(loaded.model.urgency, text, prediction.urgency),
+    }
+    return ClassifyResult(parsed, prediction, item, explanation)
+
+
+@dataclass
+class TrainResult:
+    meta: dict[str, Any]
+    directory: Path
+
+
+def train_default(output: Path | None = None, *, with_metrics: bool = True) -> TrainResult:
+    """Build the default model from the bundled samples (``samples/labels.csv``)."""
+    from .model import fit
+
+    samples = resources.samples_dir()
+    data = dataset.load_folder(samples)
+    _check_class_sizes(data.categories + data.urgencies)
+    trained = fit(data.texts, data.categories, data.urgencies, with_metrics=with_metrics)
+    directory = output or resources.default_model_dir()
+    meta = artifacts.save(
+        trained,
+        directory,
+        {
+            "name": "default",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "samples_sha256": dataset.folder_hash(samples),
+            "n_samples": len(data.texts),
+            "categories": trained.categories,
+            "urgencies": trained.urgencies,
+            "metrics": trained.metrics,
+            "feature_schema": trained.feature_schema,
+        },
+    )
+    return TrainResult(meta, directory)
+
+
+def _check_class_sizes(labels: Iterable[str], minimum: int = 5) -> None:
+    from collections import Counter
+
+    small = {k: v for k, v in Counter(labels).items() if v < minimum}
+    if small:
+        need = ", ".join(f"{k} ({v}, needs {minimum - v} more)" for k, v in sorted(small.items()))
+        raise UsageError(f"too few examples to train: {need}")
