@@ -306,6 +306,9 @@ def header_text_value(value: str) -> str:
 
 
 def _encoded_size(part: EmailMessage) -> int:
+    declared = part.get_param("size", header="content-disposition")  # RFC 2183
+    if isinstance(declared, str) and declared.strip().isdigit():
+        return int(declared)
     payload = part.get_payload(decode=False)
     if not isinstance(payload, str):
         return 0
