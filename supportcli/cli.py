@@ -222,8 +222,6 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps every failure to its documented exit code."""
-    import click
-
     from . import log
 
     command = typer.main.get_command(app)
@@ -233,12 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     except SupportCliError as exc:
         _error(exc.message, exc.hint)
         code = int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = int(exc.exit_code)
-    except click.ClickException as exc:
-        _error(exc.format_message(), None)
-        code = int(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted", None)
+        code = int(ExitCode.INTERRUPTED)
+    except typer.TyperException as exc:  # usage errors from the command-line parser
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _error(message, "see --help")
+        code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+    except KeyboardInterrupt:
         _error("interrupted", None)
         code = int(ExitCode.INTERRUPTED)
     except BrokenPipeError:

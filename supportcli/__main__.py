@@ -1,0 +1,3 @@
+from supportcli.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""End to end through the real command line: the demo, every local source kind, exports,
+classify, and clean one-line errors with the documented exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import mailbox
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from supportcli import resources
+from supportcli.cli import main
+
+DEMO = resources.demo_dir()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def demo_files() -> list[Path]:
+    return sorted(DEMO.glob("*.eml"))
+
+
+def test_demo_triage_ranks_urgent_threads_first(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "triage", "--demo", "--format", "json")
+    assert code == 0, err
+    items = json.loads(out)
+    assert len(items) >= 30
+    assert [i["rank"] for i in items] == list(range(1, len(items) + 1))
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    top = items[:5]
+    assert all(i["urgency"] == "urgent" for i in top), [(i["subject"], i["urgency"]) for i in top]
+    assert all(i["reasons"] for i in items)
+    # ranked "as of" the newest demo message: ages are hours or days, not a year
+    assert max(i["age_hours"] for i in items) < 24 * 7
+    # automated mail sinks to the bottom
+    automated = [i["rank"] for i in items if i["automated"]]
+    assert automated and min(automated) > len(items) // 2
+
+
+def test_demo_thread_of_three_is_one_urgent_row(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "triage", "--demo", "--format", "json")
+    items = json.loads(out)
+    kettle = [i for i in items if "kettle" in i["subject"].lower()]
+    assert len(kettle) == 1
+    assert kettle[0]["thread_size"] == 3
+    assert kettle[0]["followups"] == 2
+    assert kettle[0]["urgency"] == "urgent"
+
+
+def test_demo_table_is_plain_text_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "triage", "--demo", "--limit", "5")
+    assert code == 0
+    assert "\x1b[" not in out
+    assert "awaiting a reply" in out
+    assert out.count("\n") > 5
+
+
+@pytest.mark.parametrize("kind", ["eml-folder", "mbox", "maildir", "single", "stdin"])
+def test_every_local_source_kind(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = demo_files()[:6]
+    if kind == "eml-folder":
+        target = tmp_path / "eml"
+        target.mkdir()
+        for f in files:
+            shutil.copy(f, target / f.name)
+        expected = 6
+    elif kind == "mbox":
+        target = tmp_path / "support.mbox"
+        box = mailbox.mbox(target)
+        for f in files:
+            box.add(f.read_bytes())
+        box.close()
+        expected = 6
+    elif kind == "maildir":
+        target = tmp_path / "Maildir"
+        box = mailbox.Maildir(target)
+        for f in files:
+            box.add(f.read_bytes())
+        box.close()
+        expected = 6
+    elif kind == "single":
+        target = files[0]
+        expected = 1
+    else:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(files[0].read_bytes())))
+        target = Path("-")
+        expected = 1
+    code, out, err = run(capsys, "triage", str(target), "--format", "jsonl", "--all")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert 1 <= len(rows) <= expected
+    assert all(r["category"] and r["urgency"] for r in rows)
+
+
+def test_importing_the_same_source_twice_adds_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_state: Path
+) -> None:
+    from supportcli.store import Store
+
+    for _ in range(2):
+        code, _, err = run(capsys, "triage", str(DEMO), "--format", "json")
+        assert code == 0, err
+    with Store(isolated_state / "supportcli.db") as store:
+        assert store.count_messages() == len(demo_files())
+
+
+def test_broken_message_is_reported_and_the_rest_go_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for f in demo_files()[:3]:
+        shutil.copy(f, folder / f.name)
+    (folder / "zz-empty.eml").write_bytes(b"")
+    (folder / "zz-garbage.eml").write_bytes(b"\x00\x01\x02 not a mail at all")
+    code, out, err = run(capsys, "triage", str(folder), "--format", "json", "--all")
+    assert code == 0
+    assert len(json.loads(out)) >= 1
+    assert "skipped 2 message(s)" in err
+    assert "Traceback" not in err
+
+
+def test_filters_and_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "triage", "--demo", "--format", "json", "--min-urgency", "high")
+    assert {i["urgency"] for i in json.loads(out)} <= {"urgent", "high"}
+    _, out, _ = run(capsys, "triage", "--demo", "--format", "json", "--category", "returns_refunds")
+    assert {i["category"] for i in json.loads(out)} == {"returns_refunds"}
+    _, out, _ = run(capsys, "triage", "--demo", "--format", "json", "-n", "3")
+    assert len(json.loads(out)) == 3
+
+
+def test_csv_export_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.csv"
+    code, out, _ = run(capsys, "triage", "--demo", "--format", "csv", "--output", str(target))
+    assert code == 0 and out == ""
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 30
+    assert rows[0]["rank"] == "1"
+
+
+def test_markdown_export(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "triage", "--demo", "--format", "markdown", "-n", "4")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| # |") and len(lines) == 6
+
+
+def test_hostile_subject_is_neutralised_in_every_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = tmp_path / "evil.eml"
+    hostile.write_bytes(
+        b"From: =?utf-8?q?=1B]8;;http://evil/=07Eve=1B]8;;=07?= <eve@example.com>\r\n"
+        b"To: support@shop.example\r\nSubject: =HYPERLINK(\"http://evil\") [bold red]hi[/] \x1b[31mred\r\n"
+        b"Message-ID: <evil-1@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n\r\n"
+        b"Where is my order #12345? | pipes | <script>alert(1)</script>\r\n"
+    )
+    for fmt in ("table", "csv", "json", "jsonl", "markdown"):
+        code, out, _ = run(capsys, "triage", str(hostile), "--format", fmt, "--all")
+        assert code == 0
+        assert "\x1b" not in out and "\x07" not in out, fmt
+    _, out, _ = run(capsys, "triage", str(hostile), "--format", "csv", "--all")
+    row = next(csv.DictReader(io.StringIO(out)))
+    assert row["subject"].startswith("'=HYPERLINK")
+    _, out, _ = run(capsys, "triage", str(hostile), "--format", "table", "--all")
+    assert "[bold red]hi[/]" in out  # shown literally, not interpreted
+
+
+def test_classify_json(capsys: pytest.CaptureFixture[str]) -> None:
+    dispute = next(f for f in demo_files() if b"dispute" in f.read_bytes().lower())
+    code, out, err = run(capsys, "classify", str(dispute), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["urgency"] == "urgent"
+    assert "chargeback or payment dispute" in record["cues"]
+    assert abs(sum(record["category_probs"].values()) - 1) < 0.01
+    assert record["explanation"]["category"]
+
+
+def test_classify_table_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    data = demo_files()[0].read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = run(capsys, "classify", "-")
+    assert code == 0, err
+    assert "category" in out and "urgency" in out and "priority score" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["triage", "/no/such/inbox"], 4, "no such file or folder"),
+        (["classify", "/no/such.eml"], 4, "no such file or folder"),
+        (["triage", "--demo", "--category", "nonsense"], 2, "unknown category"),
+        (["triage", "--demo", "--as-of", "yesterday-ish"], 2, "--as-of"),
+        (["triage", "--demo", "--format", "xml"], 2, "xml"),
+        (["triage"], 2, "give a PATH"),
+        (["classify", str(DEMO)], 2, "classify takes one message"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(
+    args: list[str], code: int, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    got, _, err = run(capsys, *args)
+    assert got == code, err
+    assert text in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if not line.startswith("  hint:")]) == 1
+
+
+def test_broken_config_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[triage\nbroken = ", encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(config), "triage", "--demo")
+    assert code == 3
+    assert "not valid TOML" in err
+
+
+def test_tampered_model_is_refused_with_exit_5(
+    isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = isolated_state / "models"
+    shutil.copytree(resources.default_model_dir(), models / "mine")
+    (models / "ACTIVE").write_text("mine\n")
+    with (models / "mine" / "model.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    code, _, err = run(capsys, "triage", "--demo")
+    assert code == 5
+    assert "does not match its meta.json" in err
+
+
+def test_help_lists_every_command_and_the_readme_documents_them() -> None:
+    from typer.main import get_command
+
+    from supportcli.cli import app
+
+    group = get_command(app)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"{name} has no help text"
+        assert f"supportcli {name}" in readme, f"README does not mention `supportcli {name}`"
+
+
+def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
+    env_home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "supportcli", "triage", "--demo", "--format", "json", "-n", "2"],
+        capture_output=True, text=True, timeout=120,
+        env={"SUPPORTCLI_HOME": str(env_home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2
