@@ -30,9 +30,12 @@ DEFAULT_TIMEOUT = 30.0
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BARE_KEY = _NAME
 _KEYS = frozenset(
-    "host port security allow_insecure username folders sent_folder first_sync_days ca_file "
-    "auth password_env password_command keyring password token_command timeout".split()
-)
+    {
+        "host", "port", "security", "allow_insecure", "username", "folders", "sent_folder",
+        "first_sync_days", "ca_file", "auth", "password_env", "password_command", "keyring",
+        "password", "token_command", "timeout",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def account_from_table(
     allow_insecure = r.boolean("allow_insecure")
     if security == "plain" and not allow_insecure:
         raise ConfigError(
-            f"{r.key('security')}: \"plain\" sends the password unencrypted; "
+            f'{r.key("security")}: "plain" sends the password unencrypted; '
             "use ssl or starttls, or set allow_insecure = true"
         )
     account = ImapAccount(
@@ -151,7 +154,9 @@ def _check_password_file(r: _Reader, config_path: Path | None) -> None:
     try:
         mode = stat.S_IMODE(config_path.stat().st_mode)
     except OSError as exc:
-        raise ConfigError(f"{r.key('password')}: cannot check {config_path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"{r.key('password')}: cannot check {config_path}: {exc.strerror}"
+        ) from None
     if mode & 0o077:
         raise ConfigError(
             f"{r.key('password')}: {config_path} is readable by others (mode {mode:04o}); "
@@ -250,9 +255,10 @@ def write_account_toml(account: ImapAccount) -> str:
     writes the file must then create it with mode 0600.
     """
     lines = [f"[accounts.{_toml_key(account.name)}]"]
+    default_port = 993 if account.security == "ssl" else 143
     values: list[tuple[str, Any]] = [
         ("host", account.host),
-        ("port", account.port if account.port != (993 if account.security == "ssl" else 143) else None),
+        ("port", account.port if account.port != default_port else None),
         ("security", account.security if account.security != "ssl" else None),
         ("allow_insecure", True if account.allow_insecure else None),
         ("username", account.username),

@@ -124,19 +124,16 @@ def _from_keyring(account: ImapAccount, missing: list[str]) -> Secret | None:
         return None
     try:
         import keyring
-        from keyring.errors import KeyringError
 
         value = keyring.get_password(KEYRING_SERVICE, account.username)
-    except ImportError:
-        raise ConfigError(f"accounts.{account.name}.keyring: the keyring package is not installed") from None
-    except KeyringError as exc:
+    except Exception as exc:  # no backend, locked, D-Bus errors: keyring raises many kinds
         raise ConfigError(
             f"accounts.{account.name}.keyring: the system keyring is not usable "
             f"({type(exc).__name__})",
             hint="use password_command or password_env instead",
         ) from None
     if not value:
-        missing.append(f"no keyring entry for service {KEYRING_SERVICE!r}, user {account.username!r}")
+        missing.append(f"no keyring entry for {KEYRING_SERVICE}/{account.username}")
         return None
     return _found(value, "keyring")
 
@@ -146,11 +143,12 @@ def store_in_keyring(account: ImapAccount, value: str) -> None:
     log.add_secret(value)
     try:
         import keyring
-        from keyring.errors import KeyringError
 
         keyring.set_password(KEYRING_SERVICE, account.username, value)
-    except (ImportError, KeyringError) as exc:
-        raise ConfigError(f"cannot save the password in the keyring ({type(exc).__name__})") from None
+    except Exception as exc:  # see _from_keyring
+        raise ConfigError(
+            f"cannot save the password in the keyring ({type(exc).__name__})"
+        ) from None
 
 
 def _from_config(account: ImapAccount, missing: list[str]) -> Secret | None:

@@ -1,0 +1,82 @@
+"""Ranking rules: pure functions, checked on hand-made threads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from factories import message, prediction
+
+from supportcli.config import DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS
+from supportcli.prioritize import Rules, group_threads, rank, score
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+RULES = Rules(DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, frozenset({"support@shop.example"}))
+
+
+def test_threads_by_references_and_by_sender_subject() -> None:
+    a = message("a@x", subject="Refund?")
+    b = message("b@x", subject="Re: Refund?", in_reply_to="a@x", references=("a@x",))
+    c = message("c@x", subject="RE: refund?")  # no headers, same sender + subject
+    d = message("d@x", sender="bob@example.com", subject="Refund?")
+    groups = sorted(len(g) for g in group_threads([a, b, c, d]))
+    assert groups == [1, 3]
+
+
+def test_urgent_beats_normal_and_automated_sinks() -> None:
+    urgent = message("u@x", sender="u@e.com", date=NOW - timedelta(hours=1))
+    normal = message("n@x", sender="n@e.com", date=NOW - timedelta(hours=30))
+    robot = message("r@x", sender="noreply@e.com", automated="Precedence: bulk",
+                    date=NOW - timedelta(days=5))
+    preds = {
+        "u@x": prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",)),
+        "n@x": prediction("product_question", "normal"),
+        "r@x": prediction("other", "low"),
+    }
+    items = rank(group_threads([urgent, normal, robot]), preds, RULES, NOW)
+    assert [i.message.message_id for i in items] == ["u@x", "n@x", "r@x"]
+    assert [i.rank for i in items] == [1, 2, 3]
+    assert "chargeback" in items[0].top_reason
+    assert any("automated" in t.reason for t in items[2].terms)
+
+
+def test_waiting_past_target_raises_the_score_and_says_so() -> None:
+    fresh = score(message(date=NOW - timedelta(hours=1)), prediction(), RULES, NOW)
+    stale = score(message(date=NOW - timedelta(hours=50)), prediction(), RULES, NOW)
+    assert stale.score > fresh.score
+    waiting = next(t for t in stale.terms if t.name == "waiting")
+    assert "past the 24 h target" in waiting.reason
+    assert stale.waiting == timedelta(hours=50)
+
+
+def test_third_message_in_a_thread_is_urgent_second_is_high() -> None:
+    first = message("1@x", date=NOW - timedelta(days=3))
+    second = message("2@x", subject="Re: Where is my order?", in_reply_to="1@x",
+                     references=("1@x",), date=NOW - timedelta(days=2))
+    third = message("3@x", subject="Re: Where is my order?", in_reply_to="2@x",
+                    references=("1@x", "2@x"), date=NOW - timedelta(hours=2))
+    preds = {m: prediction("order_status", "normal") for m in ("1@x", "2@x", "3@x")}
+    [two] = rank(group_threads([first, second]), preds, RULES, NOW)
+    assert two.urgency == "high" and two.followups == 1
+    [three] = rank(group_threads([first, second, third]), preds, RULES, NOW)
+    assert three.urgency == "urgent" and three.thread_size == 3
+    assert three.message.message_id == "3@x"
+    assert "3rd message" in three.terms[0].reason
+
+
+def test_answered_threads_are_hidden_unless_asked() -> None:
+    ask = message("q@x", date=NOW - timedelta(hours=5))
+    reply = message("r@x", sender="support@shop.example", subject="Re: Where is my order?",
+                    in_reply_to="q@x", references=("q@x",), date=NOW - timedelta(hours=4))
+    flagged = message("f@x", sender="z@e.com", flags=("\\Answered",))
+    preds = {"q@x": prediction(), "f@x": prediction()}
+    threads = group_threads([ask, reply, flagged])
+    assert rank(threads, preds, RULES, NOW) == []
+    assert len(rank(threads, preds, RULES, NOW, include_answered=True)) == 2
+
+
+def test_category_weight_and_sender_history_terms() -> None:
+    base = score(message(), prediction("feedback", "normal"), RULES, NOW)
+    weighted = score(message(), prediction("billing_payment", "normal"), RULES, NOW)
+    assert weighted.score > base.score
+    repeat = score(message(), prediction(), RULES, NOW, history=2)
+    assert any(t.name == "sender history" and t.points > 0 for t in repeat.terms)
