@@ -36,8 +36,11 @@ def sha256_file(path: Path) -> str:
 def versions() -> dict[str, str]:
     import sklearn
 
-    return {"supportcli": __version__, "scikit-learn": sklearn.__version__,
-            "python": platform.python_version()}
+    return {
+        "supportcli": __version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -74,7 +77,9 @@ def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     # load refuses cleanly; managed models go to a fresh version directory that is activated
     # only after both files are complete, so the active model is never touched.
     _atomic_write(directory / MODEL_FILE, data)
-    _atomic_write(directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    _atomic_write(
+        directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode()
+    )
     return full
 
 

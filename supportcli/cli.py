@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 
 
-class TriageFormat(str, Enum):
+class TriageFormat(StrEnum):
     table = "table"
     json = "json"
     jsonl = "jsonl"
@@ -39,7 +39,7 @@ class TriageFormat(str, Enum):
     markdown = "markdown"
 
 
-class Urgency(str, Enum):
+class Urgency(StrEnum):
     urgent = "urgent"
     high = "high"
     normal = "normal"
@@ -79,8 +79,10 @@ def stderr_console() -> Console:
 def root(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="Config file (TOML).")] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                         help="More detail on stderr (-vv for debug).")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> None:
     """Triage a small shop's support mailbox: what to answer first, and why."""
@@ -101,27 +103,37 @@ def parse_when(value: str | None, *, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"{name}: expected a date like 2026-11-20, 2026-11-20T09:00 or 24h/3d, "
-                         f"got {value!r}") from None
+        raise UsageError(
+            f"{name}: expected a date like 2026-11-20, 2026-11-20T09:00 or 24h/3d, got {value!r}"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
 def triage(
     ctx: typer.Context,
-    path: Annotated[str | None, typer.Argument(
-        help="mbox file, Maildir, folder of .eml files, one .eml, or - for stdin.")] = None,
+    path: Annotated[
+        str | None,
+        typer.Argument(help="mbox file, Maildir, folder of .eml files, one .eml, or - for stdin."),
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Triage the bundled demo inbox.")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show the top N.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show the top N.")
+    ] = None,
     category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
-    min_urgency: Annotated[Urgency | None, typer.Option("--min-urgency",
-                                                        help="Only this urgency or higher.")] = None,
-    since: Annotated[str | None, typer.Option("--since",
-                                              help="Only mail since a date or span (24h, 3d).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of",
-                                              help="Rank as of this time (default: now).")] = None,
+    min_urgency: Annotated[
+        Urgency | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only mail since a date or span (24h, 3d).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Rank as of this time (default: now).")
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include answered threads.")] = False,
-    fmt: Annotated[TriageFormat, typer.Option("--format", "-f", help="Output format.")] = TriageFormat.table,
+    fmt: Annotated[
+        TriageFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = TriageFormat.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
     """Rank the threads awaiting a reply: what to answer first, and why."""
@@ -129,11 +141,18 @@ def triage(
 
     settings = _ctx(ctx).settings()
     if category and category not in settings.categories:
-        raise UsageError(f"unknown category {category!r}", hint="one of " + ", ".join(settings.categories))
+        raise UsageError(
+            f"unknown category {category!r}", hint="one of " + ", ".join(settings.categories)
+        )
     request = workflows.TriageRequest(
-        path=path, demo=demo, as_of=parse_when(as_of, name="--as-of"),
-        since=parse_when(since, name="--since"), include_answered=show_all, limit=limit,
-        category=category, min_urgency=min_urgency.value if min_urgency else None,
+        path=path,
+        demo=demo,
+        as_of=parse_when(as_of, name="--as-of"),
+        since=parse_when(since, name="--since"),
+        include_answered=show_all,
+        limit=limit,
+        category=category,
+        min_urgency=min_urgency.value if min_urgency else None,
     )
     result = workflows.triage(settings, request)
     _emit_triage(result, fmt, output)
@@ -144,8 +163,10 @@ def _emit_triage(result: Any, fmt: TriageFormat, output: Path | None) -> None:
     from . import export, render
 
     if fmt is TriageFormat.table:
-        title = (f"{len(result.items)} of {result.total_threads} threads awaiting a reply · "
-                 f"as of {result.as_of:%Y-%m-%d %H:%M} UTC")
+        title = (
+            f"{len(result.items)} of {result.total_threads} threads awaiting a reply · "
+            f"as of {result.as_of:%Y-%m-%d %H:%M} UTC"
+        )
         table = render.triage_table(result.items, title)
         if output is None:
             stdout_console().print(table)
@@ -176,8 +197,10 @@ def _report_skipped(failures: list[Any], quiet: bool) -> None:
         console = stderr_console()
         console.print(f"skipped {len(failures)} message(s) that could not be read:", markup=False)
         for failure in failures[:10]:
-            console.print(f"  {sanitize.for_log(failure.key, 60)}: {sanitize.for_log(failure.reason, 80)}",
-                          markup=False)
+            console.print(
+                f"  {sanitize.for_log(failure.key, 60)}: {sanitize.for_log(failure.reason, 80)}",
+                markup=False,
+            )
 
 
 @app.command()
@@ -199,25 +222,29 @@ def classify(
         record["explanation"] = result.explanation
         sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
         return
-    stdout_console().print(render.message_panel(result.message, result.prediction, result.item,
-                                                result.explanation))
+    stdout_console().print(
+        render.message_panel(result.message, result.prediction, result.item, result.explanation)
+    )
 
 
 @app.command()
 def train(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", help="Model directory to write.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Model directory to write.")
+    ] = None,
 ) -> None:
     """Rebuild the default model from the bundled samples and print cross-validated metrics."""
-    from . import render, workflows
+    from . import render, training
 
-    result = workflows.train_default(output)
+    result = training.train_default(output)
     console = stdout_console()
     metrics = result.meta["metrics"]
     console.print(render.metrics_table("category (5-fold cross-validation)", metrics["category"]))
     console.print(render.metrics_table("urgency (5-fold cross-validation)", metrics["urgency"]))
-    console.print(f"model written to {result.directory} ({result.meta['n_samples']} samples)",
-                  markup=False)
+    console.print(
+        f"model written to {result.directory} ({result.meta['n_samples']} samples)", markup=False
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,9 +267,6 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _error(message, "see --help")
         code = int(getattr(exc, "exit_code", ExitCode.USAGE))
-    except KeyboardInterrupt:
-        _error("interrupted", None)
-        code = int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         _quiet_broken_pipe()
         code = 0
@@ -250,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         logging.getLogger("supportcli").debug("unexpected error", exc_info=True)
-        _error(f"unexpected error: {type(exc).__name__}: {log.redact(str(exc))[:200]}",
-               "run again with -vv for details; please report it")
+        _error(
+            f"unexpected error: {type(exc).__name__}: {log.redact(str(exc))[:200]}",
+            "run again with -vv for details; please report it",
+        )
         code = int(ExitCode.UNEXPECTED)
     if argv is None:
         sys.exit(code)

@@ -76,7 +76,9 @@ class Settings:
     config_path: Path
     categories: tuple[str, ...] = CATEGORIES
     urgencies: tuple[str, ...] = URGENCIES
-    category_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_WEIGHTS))
+    category_weights: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_CATEGORY_WEIGHTS)
+    )
     sla_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SLA_HOURS))
     review_threshold: float | None = None  # None: use the model's own threshold
     shop_addresses: tuple[str, ...] = ()
@@ -125,7 +127,8 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     state = data.get("state_dir")
     return replace(
         settings,
-        state_dir=Path(state).expanduser() if state and not os.environ.get("SUPPORTCLI_HOME")
+        state_dir=Path(state).expanduser()
+        if state and not os.environ.get("SUPPORTCLI_HOME")
         else settings.state_dir,
         categories=CATEGORIES + tuple(c for c in custom if c not in CATEGORIES),
         category_weights=weights,

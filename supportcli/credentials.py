@@ -10,8 +10,10 @@ messages never include a command's output. This is the only module that imports 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 
@@ -91,32 +93,50 @@ def _from_command(account: ImapAccount, missing: list[str]) -> Secret | None:
     return _found(run_secret_command(command, f"accounts.{account.name}.{key}"), key)
 
 
-def run_secret_command(command: Command, what: str, timeout: float = COMMAND_TIMEOUT) -> str:
+def run_secret_command(command: Command, what: str, timeout: float | None = None) -> str:
     """Run a password/token command and return the first line it prints.
 
     A string runs through ``/bin/sh -c`` (like mbsync's PassCmd); a tuple is an argv.
     Failures name the command's key and exit status, never its output.
     """
+    timeout = COMMAND_TIMEOUT if timeout is None else timeout
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     try:
-        proc = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-        )
+        returncode, stdout = _run(argv, timeout)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"{what} did not finish within {timeout:g} s") from None
     except OSError as exc:
         raise ConfigError(f"{what} could not be started: {exc.strerror}") from None
-    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    lines = stdout.decode("utf-8", "replace").splitlines()
     value = lines[0].strip() if lines else ""
     log.add_secret(value)
-    if proc.returncode != 0:
+    if returncode != 0:
         raise ConfigError(
-            f"{what} failed with exit status {proc.returncode}",
+            f"{what} failed with exit status {returncode}",
             hint="run the command yourself to see its error",
         )
     if not value:
         raise ConfigError(f"{what} printed nothing on its first line")
     return value
+
+
+def _run(argv: list[str], timeout: float) -> tuple[int, bytes]:
+    """Run in its own process group, so a timeout also ends what a shell started."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, stdout
 
 
 def _from_keyring(account: ImapAccount, missing: list[str]) -> Secret | None:

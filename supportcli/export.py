@@ -15,11 +15,27 @@ from . import sanitize
 from .records import TriageItem
 
 FORMATS = ("csv", "json", "jsonl", "markdown")
-CSV_FIELDS = (
-    "rank score message_id date age_hours sender sender_name subject category "
-    "category_confidence urgency urgency_confidence needs_review language automated "
-    "order_numbers thread_size followups reasons"
-).split()
+CSV_FIELDS = [
+    "rank",
+    "score",
+    "message_id",
+    "date",
+    "age_hours",
+    "sender",
+    "sender_name",
+    "subject",
+    "category",
+    "category_confidence",
+    "urgency",
+    "urgency_confidence",
+    "needs_review",
+    "language",
+    "automated",
+    "order_numbers",
+    "thread_size",
+    "followups",
+    "reasons",
+]
 
 
 def item_record(item: TriageItem) -> dict[str, Any]:

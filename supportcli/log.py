@@ -36,7 +36,11 @@ class RedactingFilter(logging.Filter):
 
 def setup(verbosity: int, *, quiet: bool = False) -> None:
     """0: warnings, 1 (-v): info, 2 (-vv): debug. Quiet: errors only."""
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    )
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

@@ -122,16 +122,33 @@ def score(
     hours = waiting.total_seconds() / 3600
     waited = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
     late = "past" if hours > sla else "within"
-    terms.append(ScoreTerm("waiting", waited, f"waiting {_hours(hours)}, {late} the "
-                           f"{_hours(sla)} target for {urgency}"))
+    terms.append(
+        ScoreTerm(
+            "waiting",
+            waited,
+            f"waiting {_hours(hours)}, {late} the {_hours(sla)} target for {urgency}",
+        )
+    )
     if followups:
-        terms.append(ScoreTerm("follow-ups", min(3, followups) * FOLLOWUP_POINTS,
-                               f"customer wrote {followups + 1} times in this thread"))
+        terms.append(
+            ScoreTerm(
+                "follow-ups",
+                min(3, followups) * FOLLOWUP_POINTS,
+                f"customer wrote {followups + 1} times in this thread",
+            )
+        )
     if history:
-        terms.append(ScoreTerm("sender history", min(3, history) * HISTORY_POINTS,
-                               f"sender has {history} other thread{'s' if history > 1 else ''}"))
+        terms.append(
+            ScoreTerm(
+                "sender history",
+                min(3, history) * HISTORY_POINTS,
+                f"sender has {history} other thread{'s' if history > 1 else ''}",
+            )
+        )
     if message.automated:
-        terms.append(ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})"))
+        terms.append(
+            ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})")
+        )
     total = round(sum(t.points for t in terms), 1)
     return TriageItem(0, message, prediction, urgency, total, tuple(terms), 1, followups, waiting)
 

@@ -90,9 +90,11 @@ def _rebuilt_default(settings: Settings, shipped_meta: dict[str, Any]) -> Loaded
     log.warning(
         "the shipped model was built with scikit-learn %s, this is %s: rebuilding it from the "
         "bundled samples into %s (once)",
-        shipped_meta.get("versions", {}).get("scikit-learn"), sklearn.__version__, directory,
+        shipped_meta.get("versions", {}).get("scikit-learn"),
+        sklearn.__version__,
+        directory,
     )
-    from .workflows import train_default
+    from .training import train_default
 
     train_default(directory, with_metrics=False)
     model, meta = artifacts.load(directory, trusted_roots(settings))

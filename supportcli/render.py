@@ -65,8 +65,12 @@ def triage_table(items: Sequence[TriageItem], title: str) -> Table:
     return table
 
 
-def message_panel(message: Message, prediction: Prediction, item: TriageItem | None,
-                  explanation: dict[str, list[tuple[str, float]]] | None = None) -> RenderableType:
+def message_panel(
+    message: Message,
+    prediction: Prediction,
+    item: TriageItem | None,
+    explanation: dict[str, list[tuple[str, float]]] | None = None,
+) -> RenderableType:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
@@ -75,8 +79,12 @@ def message_panel(message: Message, prediction: Prediction, item: TriageItem | N
     facts.add_row("subject", _t(message.subject or "(no subject)"))
     facts.add_row("category", f"{prediction.category} ({prediction.category_confidence:.0%})")
     urgency = item.urgency if item else prediction.urgency
-    facts.add_row("urgency", Text(f"{urgency} ({prediction.urgency_confidence:.0%})",
-                                  style=URGENCY_STYLE.get(urgency, "")))
+    facts.add_row(
+        "urgency",
+        Text(
+            f"{urgency} ({prediction.urgency_confidence:.0%})", style=URGENCY_STYLE.get(urgency, "")
+        ),
+    )
     if prediction.needs_review:
         facts.add_row("review", Text("needs review: the model is unsure", style="magenta"))
     if prediction.cues:
@@ -123,8 +131,13 @@ def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics.get("per_class", {}).items():
-        table.add_row(name, f"{row['precision']:.2f}", f"{row['recall']:.2f}", f"{row['f1']:.2f}",
-                      str(row["support"]))
+        table.add_row(
+            name,
+            f"{row['precision']:.2f}",
+            f"{row['recall']:.2f}",
+            f"{row['f1']:.2f}",
+            str(row["support"]),
+        )
     table.caption = (
         f"accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f} · "
         f"review below {metrics['threshold']:.2f} → coverage {metrics['coverage']:.0%} "

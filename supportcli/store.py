@@ -223,7 +223,7 @@ class Store:
             args.append(source)
         if message_ids is not None:
             ids = list(message_ids)
-            sql += f" AND message_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+            sql += " AND message_id IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(ids))
         sql += " ORDER BY date, id"
         return [_row_message(row) for row in self.db.execute(sql, args)]
@@ -251,9 +251,7 @@ class Store:
                 p.urgency,
                 p.urgency_confidence,
                 int(p.needs_review),
-                json.dumps(
-                    {"cat": p.category_probs, "urg": p.urgency_probs, "cues": list(p.cues)}
-                ),
+                json.dumps({"cat": p.category_probs, "urg": p.urgency_probs, "cues": list(p.cues)}),
                 _now(),
             )
             for message_id, p in pairs
@@ -314,11 +312,32 @@ class Store:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-_MESSAGE_COLUMNS = (
-    "message_id source source_key date date_is_fallback sender_name sender_addr recipients "
-    "subject norm_subject in_reply_to refs text_new text_quoted text_signature is_html "
-    "attachments order_numbers automated language content_hash flags warnings imported_at"
-).split()
+_MESSAGE_COLUMNS = [
+    "message_id",
+    "source",
+    "source_key",
+    "date",
+    "date_is_fallback",
+    "sender_name",
+    "sender_addr",
+    "recipients",
+    "subject",
+    "norm_subject",
+    "in_reply_to",
+    "refs",
+    "text_new",
+    "text_quoted",
+    "text_signature",
+    "is_html",
+    "attachments",
+    "order_numbers",
+    "automated",
+    "language",
+    "content_hash",
+    "flags",
+    "warnings",
+    "imported_at",
+]
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})"

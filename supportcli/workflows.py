@@ -4,13 +4,11 @@ record that ``cli`` hands to ``render`` or ``export``."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from . import artifacts, dataset, prioritize, registry, resources
+from . import prioritize, registry, resources
 from .config import Settings
 from .errors import SourceError, UsageError
 from .features import message_text
@@ -104,8 +102,10 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     if request.demo:
         request.path = str(resources.demo_dir())
     if not request.path:
-        raise UsageError("give a PATH to triage (mbox, Maildir, .eml folder or file, or -)",
-                         hint="or --demo for the bundled demo inbox")
+        raise UsageError(
+            "give a PATH to triage (mbox, Maildir, .eml folder or file, or -)",
+            hint="or --demo for the bundled demo inbox",
+        )
     source = open_path(request.path)
     own_store = store is None
     store = store or Store(":memory:" if request.demo else settings.store_path)
@@ -120,14 +120,17 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if own_store:
             store.close()
     as_of = request.as_of or (
-        max((m.date for m in messages), default=datetime.now(UTC)) if request.demo
+        max((m.date for m in messages), default=datetime.now(UTC))
+        if request.demo
         else datetime.now(UTC)
     )
-    rules = prioritize.Rules(settings.category_weights, settings.sla_hours,
-                             frozenset(settings.shop_addresses))
+    rules = prioritize.Rules(
+        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
+    )
     threads = prioritize.group_threads(messages)
-    items = prioritize.rank(threads, predictions, rules, as_of,
-                            include_answered=request.include_answered)
+    items = prioritize.rank(
+        threads, predictions, rules, as_of, include_answered=request.include_answered
+    )
     total = len(items)
     items = _filter(items, request)
     return TriageResult(items, as_of, total, result, loaded.model_id, source.name)
@@ -155,8 +158,10 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
     source = open_path(path)
     raws = list(source.iter_messages())
     if len(raws) != 1:
-        raise UsageError(f"classify takes one message; {path} holds {len(raws)}",
-                         hint="use `supportcli triage` for a mailbox")
+        raise UsageError(
+            f"classify takes one message; {path} holds {len(raws)}",
+            hint="use `supportcli triage` for a mailbox",
+        )
     parsed = parse(raws[0])
     if isinstance(parsed, ParseFailure):
         raise SourceError(f"cannot parse {path}: {parsed.reason}")
@@ -172,44 +177,3 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
         "urgency": top_features(loaded.model.urgency, text, prediction.urgency),
     }
     return ClassifyResult(parsed, prediction, item, explanation)
-
-
-@dataclass
-class TrainResult:
-    meta: dict[str, Any]
-    directory: Path
-
-
-def train_default(output: Path | None = None, *, with_metrics: bool = True) -> TrainResult:
-    """Build the default model from the bundled samples (``samples/labels.csv``)."""
-    from .model import fit
-
-    samples = resources.samples_dir()
-    data = dataset.load_folder(samples)
-    _check_class_sizes(data.categories + data.urgencies)
-    trained = fit(data.texts, data.categories, data.urgencies, with_metrics=with_metrics)
-    directory = output or resources.default_model_dir()
-    meta = artifacts.save(
-        trained,
-        directory,
-        {
-            "name": "default",
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "samples_sha256": dataset.folder_hash(samples),
-            "n_samples": len(data.texts),
-            "categories": trained.categories,
-            "urgencies": trained.urgencies,
-            "metrics": trained.metrics,
-            "feature_schema": trained.feature_schema,
-        },
-    )
-    return TrainResult(meta, directory)
-
-
-def _check_class_sizes(labels: Iterable[str], minimum: int = 5) -> None:
-    from collections import Counter
-
-    small = {k: v for k, v in Counter(labels).items() if v < minimum}
-    if small:
-        need = ", ".join(f"{k} ({v}, needs {minimum - v} more)" for k, v in sorted(small.items()))
-        raise UsageError(f"too few examples to train: {need}")

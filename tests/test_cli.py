@@ -48,7 +48,7 @@ def test_demo_triage_ranks_urgent_threads_first(capsys: pytest.CaptureFixture[st
 
 
 def test_demo_thread_of_three_is_one_urgent_row(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "triage", "--demo", "--format", "json")
+    _, out, _ = run(capsys, "triage", "--demo", "--format", "json")
     items = json.loads(out)
     kettle = [i for i in items if "kettle" in i["subject"].lower()]
     assert len(kettle) == 1
@@ -78,17 +78,17 @@ def test_every_local_source_kind(
         expected = 6
     elif kind == "mbox":
         target = tmp_path / "support.mbox"
-        box = mailbox.mbox(target)
+        mbox = mailbox.mbox(target)
         for f in files:
-            box.add(f.read_bytes())
-        box.close()
+            mbox.add(f.read_bytes())
+        mbox.close()
         expected = 6
     elif kind == "maildir":
         target = tmp_path / "Maildir"
-        box = mailbox.Maildir(target)
+        maildir = mailbox.Maildir(target)
         for f in files:
-            box.add(f.read_bytes())
-        box.close()
+            maildir.add(f.read_bytes())
+        maildir.close()
         expected = 6
     elif kind == "single":
         target = files[0]
@@ -164,7 +164,8 @@ def test_hostile_subject_is_neutralised_in_every_export(
     hostile = tmp_path / "evil.eml"
     hostile.write_bytes(
         b"From: =?utf-8?q?=1B]8;;http://evil/=07Eve=1B]8;;=07?= <eve@example.com>\r\n"
-        b"To: support@shop.example\r\nSubject: =HYPERLINK(\"http://evil\") [bold red]hi[/] \x1b[31mred\r\n"
+        b"To: support@shop.example\r\n"
+        b'Subject: =HYPERLINK("http://evil") [bold red]hi[/] \x1b[31mred\r\n'
         b"Message-ID: <evil-1@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n\r\n"
         b"Where is my order #12345? | pipes | <script>alert(1)</script>\r\n"
     )
@@ -190,7 +191,9 @@ def test_classify_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert record["explanation"]["category"]
 
 
-def test_classify_table_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_table_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = demo_files()[0].read_bytes()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     code, out, err = run(capsys, "classify", "-")
@@ -257,7 +260,9 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     env_home = tmp_path / "home"
     result = subprocess.run(
         [sys.executable, "-m", "supportcli", "triage", "--demo", "--format", "json", "-n", "2"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"SUPPORTCLI_HOME": str(env_home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
         cwd=Path(__file__).resolve().parents[1],
     )

@@ -25,8 +25,9 @@ def test_threads_by_references_and_by_sender_subject() -> None:
 def test_urgent_beats_normal_and_automated_sinks() -> None:
     urgent = message("u@x", sender="u@e.com", date=NOW - timedelta(hours=1))
     normal = message("n@x", sender="n@e.com", date=NOW - timedelta(hours=30))
-    robot = message("r@x", sender="noreply@e.com", automated="Precedence: bulk",
-                    date=NOW - timedelta(days=5))
+    robot = message(
+        "r@x", sender="noreply@e.com", automated="Precedence: bulk", date=NOW - timedelta(days=5)
+    )
     preds = {
         "u@x": prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",)),
         "n@x": prediction("product_question", "normal"),
@@ -50,10 +51,20 @@ def test_waiting_past_target_raises_the_score_and_says_so() -> None:
 
 def test_third_message_in_a_thread_is_urgent_second_is_high() -> None:
     first = message("1@x", date=NOW - timedelta(days=3))
-    second = message("2@x", subject="Re: Where is my order?", in_reply_to="1@x",
-                     references=("1@x",), date=NOW - timedelta(days=2))
-    third = message("3@x", subject="Re: Where is my order?", in_reply_to="2@x",
-                    references=("1@x", "2@x"), date=NOW - timedelta(hours=2))
+    second = message(
+        "2@x",
+        subject="Re: Where is my order?",
+        in_reply_to="1@x",
+        references=("1@x",),
+        date=NOW - timedelta(days=2),
+    )
+    third = message(
+        "3@x",
+        subject="Re: Where is my order?",
+        in_reply_to="2@x",
+        references=("1@x", "2@x"),
+        date=NOW - timedelta(hours=2),
+    )
     preds = {m: prediction("order_status", "normal") for m in ("1@x", "2@x", "3@x")}
     [two] = rank(group_threads([first, second]), preds, RULES, NOW)
     assert two.urgency == "high" and two.followups == 1
@@ -65,8 +76,14 @@ def test_third_message_in_a_thread_is_urgent_second_is_high() -> None:
 
 def test_answered_threads_are_hidden_unless_asked() -> None:
     ask = message("q@x", date=NOW - timedelta(hours=5))
-    reply = message("r@x", sender="support@shop.example", subject="Re: Where is my order?",
-                    in_reply_to="q@x", references=("q@x",), date=NOW - timedelta(hours=4))
+    reply = message(
+        "r@x",
+        sender="support@shop.example",
+        subject="Re: Where is my order?",
+        in_reply_to="q@x",
+        references=("q@x",),
+        date=NOW - timedelta(hours=4),
+    )
     flagged = message("f@x", sender="z@e.com", flags=("\\Answered",))
     preds = {"q@x": prediction(), "f@x": prediction()}
     threads = group_threads([ask, reply, flagged])

@@ -9,7 +9,6 @@ import re
 from collections import Counter, defaultdict
 from email import policy
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -66,7 +65,8 @@ def test_mix_looks_like_a_real_inbox() -> None:
     html = sum(1 for m in messages if m.is_html or _has_html_part(m))
     foreign = sum(1 for m in messages if m.language and m.language != "en")
     automated_or_vendor = sum(
-        1 for m, r in zip(messages, rows(), strict=True)
+        1
+        for m, r in zip(messages, rows(), strict=True)
         if m.automated or r["category"] == "spam_vendor"
     )
     assert replies / n >= 0.15, replies
@@ -103,8 +103,7 @@ def test_no_two_samples_are_near_duplicates() -> None:
                 for b in names[i + 1 :]:
                     shared[(a, b)] += 1
     worst = [
-        (a, b, count / max(1, min(len(docs[a]), len(docs[b]))))
-        for (a, b), count in shared.items()
+        (a, b, count / max(1, min(len(docs[a]), len(docs[b])))) for (a, b), count in shared.items()
     ]
     offenders = [w for w in worst if w[2] > 0.5]
     assert not offenders, sorted(offenders, key=lambda w: -w[2])[:5]

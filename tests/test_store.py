@@ -63,7 +63,9 @@ def test_messages_query_by_ids_and_since(tmp_path: Path) -> None:
     new = message("new@x", date=datetime(2026, 11, 1, tzinfo=UTC))
     with Store(tmp_path / "s.db") as store:
         store.add_messages([old, new])
-        assert [m.message_id for m in store.messages(since=datetime(2026, 6, 1, tzinfo=UTC))] == ["new@x"]
+        assert [m.message_id for m in store.messages(since=datetime(2026, 6, 1, tzinfo=UTC))] == [
+            "new@x"
+        ]
         assert [m.message_id for m in store.messages(message_ids=["old@x"])] == ["old@x"]
         assert [m.message_id for m in store.messages()] == ["old@x", "new@x"]
 

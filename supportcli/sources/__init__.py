@@ -14,7 +14,10 @@ from ..records import RawMessage
 
 @runtime_checkable
 class MessageSource(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """Where the messages come from, e.g. ``mbox:/path`` or ``imap:shop/INBOX``."""
+        ...
 
     def iter_messages(self) -> Iterator[RawMessage]:
         """Yield each message once, in source order; a per-message read error is yielded as

@@ -223,9 +223,9 @@ class ImapSource:
     connect: Connect = connect_client
     retry_delays: Sequence[float] = RETRY_DELAYS
     sleep: Callable[[float], None] = time.sleep
-    capabilities: frozenset[str] = frozenset()
-    fetched_bytes: int = 0  # message bytes received (whole messages, headers, text parts)
-    _client: Client = field(default=None, repr=False)
+    capabilities: frozenset[str] = field(default=frozenset(), init=False)
+    fetched_bytes: int = field(default=0, init=False)  # message bytes received
+    _client: Client = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -422,8 +422,8 @@ class ImapSource:
         if self.is_gmail:
             items += _GMAIL_ITEMS
         meta = self.client.fetch(uids, items)
-        small = [u for u in uids if _size(meta.get(u)) <= WHOLE_MESSAGE_CAP]
-        big = [u for u in uids if u in meta and u not in set(small)]
+        small = [u for u in uids if u in meta and _size(meta[u]) <= WHOLE_MESSAGE_CAP]
+        big = [u for u in uids if u in meta and _size(meta[u]) > WHOLE_MESSAGE_CAP]
         bodies = self.client.fetch(small, ["BODY.PEEK[]"]) if small else {}
         for uid in big:
             bodies[uid] = {b"BODY[]": self._fetch_big(uid)}
@@ -502,9 +502,7 @@ def open_source(account: ImapAccount, *, interactive: bool = False, **options: A
     return ImapSource(account, get_secret(account, interactive=interactive), **options)
 
 
-def _size(meta: Mapping[bytes, Any] | None) -> int:
-    if meta is None:
-        return 0
+def _size(meta: Mapping[bytes, Any]) -> int:
     try:
         return int(meta.get(b"RFC822.SIZE", 0))
     except (TypeError, ValueError):

@@ -1,0 +1,233 @@
+"""The morning report: one pure ``ReportData``, three renderings.
+
+``render_text`` fits 80 columns, ``render_markdown`` is for chat and tickets, ``render_html``
+is one self-contained file (inline CSS, inline SVG chart, no script, no external URL). Every
+string that came from an email goes through ``sanitize`` and, in HTML, jinja's autoescape too;
+URLs written by customers are defanged (``https[:]//``) so no mail client turns them into links.
+The helpers below the dataclasses compute each section from plain records, without I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from . import hours as bh
+from . import sanitize
+from .records import Message, TriageItem
+
+URGENCIES = ("urgent", "high", "normal", "low")
+SECTIONS = ("Headline", "Answer first", "Past the response target", "By category and urgency",
+            "Volume, last 14 days", "Oldest waiting", "Same order number in several threads",
+            "Model health")
+TOP_N, OLDEST_N, VOLUME_DAYS = 10, 5, 14
+DRIFT_THRESHOLD, DRIFT_MIN_MESSAGES = 0.25, 30
+WIDTH = 80
+RETRAIN_HINT = ("label recent mail (supportcli label) and retrain (supportcli train)")
+
+
+@dataclass(frozen=True)
+class Headline:
+    new_since_last: int  # customer messages stored since the last successful report
+    awaiting: int  # threads awaiting a reply
+    urgent: int  # awaiting threads ranked urgent
+    needs_review: int  # awaiting threads whose prediction needs a human to check it
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    item: TriageItem
+    target_hours: float  # the response target for the item's urgency
+    late_hours: float  # past the target, in business hours when those are configured
+    due: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class OrderMention:
+    subject: str
+    sender: str
+    date: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    model_id: str
+    needs_review: int  # this week's customer messages the model was not sure about
+    classified: int  # this week's customer messages classified
+    this_week: Mapping[str, int]  # category -> messages this week
+    training: Mapping[str, int]  # category -> training examples
+    threshold: float = DRIFT_THRESHOLD
+    min_messages: int = DRIFT_MIN_MESSAGES  # fewer than this this week: no drift verdict
+
+    @property
+    def review_share(self) -> float:
+        return self.needs_review / self.classified if self.classified else 0.0
+
+    @property
+    def drift(self) -> float:
+        return category_drift(Counter(self.this_week), Counter(self.training))
+
+    @property
+    def drifted(self) -> bool:
+        enough = sum(self.this_week.values()) >= self.min_messages and sum(self.training.values())
+        return bool(enough) and self.drift > self.threshold
+
+
+@dataclass(frozen=True)
+class ReportData:
+    generated_at: datetime  # UTC; shown in ``timezone``
+    headline: Headline
+    top_items: Sequence[TriageItem]  # best first, up to TOP_N
+    overdue: Mapping[str, Sequence[OverdueItem]]  # urgency -> items, latest first
+    by_category: Mapping[str, Mapping[str, int]]  # category -> urgency -> awaiting threads
+    daily_volume: Mapping[date, Mapping[str, int]]  # local day -> category -> messages
+    oldest: Sequence[TriageItem]  # longest waiting first
+    shared_orders: Mapping[str, Sequence[OrderMention]]  # order number -> one per thread
+    health: ModelHealth
+    timezone: str = "UTC"
+    shop_name: str | None = None
+    last_report_at: datetime | None = None
+    sla_hours: Mapping[str, float] = field(default_factory=dict)
+    business_hours: str | None = None  # BusinessHours.describe(), None for wall clock
+
+
+# -- building the sections (pure) ---------------------------------------------------------
+
+
+def category_drift(this_week: Counter[str], training: Counter[str]) -> float:
+    """Total-variation distance between two category mixes: 0 same, 1 disjoint."""
+    a, b = sum(this_week.values()), sum(training.values())
+    if not a or not b:
+        return 0.0
+    return 0.5 * sum(abs(this_week[c] / a - training[c] / b) for c in set(this_week) | set(training))
+
+
+def overdue_by_urgency(items: Iterable[TriageItem], sla_hours: Mapping[str, float],
+                       now: datetime, hours: bh.BusinessHours | None) -> dict[str, list[OverdueItem]]:
+    groups: dict[str, list[OverdueItem]] = defaultdict(list)
+    for item in items:
+        target = sla_hours.get(item.urgency, 24.0)
+        late = bh.hours_late(item.message.date, now, target, hours)
+        if late > 0:
+            due = bh.due_at(item.message.date, target, hours)
+            groups[item.urgency].append(OverdueItem(item, target, late, due))
+    return {u: sorted(groups[u], key=lambda o: -o.late_hours) for u in _order(groups)}
+
+
+def counts_by_category(items: Iterable[TriageItem]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(URGENCIES, 0))
+    for item in items:
+        row = counts[item.prediction.category]
+        row[item.urgency] = row.get(item.urgency, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
+
+
+def daily_volume(dated: Iterable[tuple[datetime, str]], today: date, timezone: str = "UTC",
+                 days: int = VOLUME_DAYS) -> dict[date, dict[str, int]]:
+    """(message date, category) pairs counted per local day, every one of ``days`` days present."""
+    zone = bh.zone(timezone)
+    first = today - timedelta(days=days - 1)
+    volume: dict[date, dict[str, int]] = {first + timedelta(n): {} for n in range(days)}
+    for when, category in dated:
+        day = when.astimezone(zone).date()
+        if day in volume:
+            volume[day][category] = volume[day].get(category, 0) + 1
+    return volume
+
+
+def shared_order_numbers(threads: Iterable[Sequence[Message]]) -> dict[str, list[OrderMention]]:
+    """Order numbers mentioned in more than one thread, with the first mention in each."""
+    seen: dict[str, list[OrderMention]] = defaultdict(list)
+    for thread in threads:
+        firsts: dict[str, Message] = {}
+        for m in sorted(thread, key=lambda m: m.date):
+            for order in m.order_numbers:
+                firsts.setdefault(order, m)
+        for order, m in firsts.items():
+            sender = m.sender_name or m.sender_addr
+            seen[order].append(OrderMention(m.subject, sender, m.date))
+    return {o: sorted(ms, key=lambda x: x.date) for o, ms in sorted(seen.items()) if len(ms) > 1}
+
+
+def oldest_waiting(items: Iterable[TriageItem], n: int = OLDEST_N) -> list[TriageItem]:
+    return sorted(items, key=lambda i: (-i.waiting, i.rank))[:n]
+
+
+# -- shared formatting --------------------------------------------------------------------
+
+_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,20}):(?=//)")
+_WWW = re.compile(r"(?i)\bwww\.")
+
+
+def safe(value: str, width: int | None = None) -> str:
+    """One clean line with URLs defanged, cut to ``width`` characters."""
+    text = _WWW.sub("www[.]", _SCHEME.sub(r"\1[:]", sanitize.clean_text(value or "")))
+    return sanitize.one_line(text, width)
+
+
+def age(hours: float) -> str:
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} d"
+
+
+def waited(item: TriageItem) -> str:
+    return age(item.waiting.total_seconds() / 3600)
+
+
+def local(value: datetime | None, timezone: str, fmt: str = "%a %d %b %Y %H:%M %Z") -> str:
+    return value.astimezone(bh.zone(timezone)).strftime(fmt) if value else "never"
+
+
+def sender(m: Message | OrderMention) -> str:
+    if isinstance(m, OrderMention):
+        return m.sender
+    return f"{m.sender_name} <{m.sender_addr}>" if m.sender_name else m.sender_addr
+
+
+def targets(data: ReportData) -> str:
+    parts = [f"{u} {age(h)}" for u, h in data.sla_hours.items()]
+    clock = f"business hours {data.business_hours}" if data.business_hours else "wall clock"
+    return ", ".join(parts) + f" ({clock})" if parts else clock
+
+
+def categories_by_volume(volume: Mapping[date, Mapping[str, int]]) -> list[str]:
+    totals: Counter[str] = Counter()
+    for counts in volume.values():
+        totals.update(counts)
+    return [c for c, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _order(keys: Iterable[str]) -> list[str]:
+    keys = list(keys)
+    return [u for u in URGENCIES if u in keys] + sorted(k for k in keys if k not in URGENCIES)
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def _cols(text: str) -> int:
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def clip(text: str, width: int = WIDTH) -> str:
+    """``text`` cut to ``width`` terminal columns (wide characters count twice)."""
+    if _cols(text) <= width:
+        return text
+    while text and _cols(text) > width - 1:
+        text = text[:-1]
+    return text + "…"
+
+
+def wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
+    pad = " " * indent
+    return textwrap.wrap(text, width, initial_indent=pad, subsequent_indent=pad) or [pad]
+
+
+# -- rendering -------------------------------------------------------------------------
