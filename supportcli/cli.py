@@ -230,21 +230,74 @@ def classify(
 @app.command()
 def train(
     ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Install the new model even if it scores worse.")
+    ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", help="Model directory to write.")
+        Path | None,
+        typer.Option("--output", help="Write a samples-only model to this directory."),
     ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Rebuild the shipped models/default from samples/.")
+    ] = False,
+    own_weight: Annotated[
+        float, typer.Option("--own-weight", min=0.1, help="Weight of your own labels.")
+    ] = 3.0,
 ) -> None:
-    """Rebuild the default model from the bundled samples and print cross-validated metrics."""
-    from . import render, training
+    """Train the model on samples/ plus your own labels and print its metrics.
 
-    result = training.train_default(output)
+    With no labels of your own (in a checkout), this rebuilds models/default/ from samples/.
+    A model trained on your labels replaces the current one only if it is not worse on your
+    newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
+    """
+    from . import render, resources, training
+    from .store import Store
+
+    settings = _ctx(ctx).settings()
+    with Store(settings.store_path) as store:
+        has_labels = bool(store.labels())
+        in_checkout = resources.samples_dir().name == "samples"
+        if output is not None or default or (not has_labels and in_checkout and not force):
+            result = training.train_default(output)
+        else:
+            result = training.train_shop(settings, store, force=force, own_weight=own_weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
     console.print(render.metrics_table("category (5-fold cross-validation)", metrics["category"]))
     console.print(render.metrics_table("urgency (5-fold cross-validation)", metrics["urgency"]))
+    if result.comparison.get("new"):
+        console.print(render.comparison_table(result.comparison))
+    state = "installed and active" if result.installed else "kept but NOT installed (worse)"
     console.print(
-        f"model written to {result.directory} ({result.meta['n_samples']} samples)", markup=False
+        f"model {result.meta['name']} ({result.meta['n_samples']} samples) written to "
+        f"{result.directory}: {state}",
+        markup=False,
     )
+
+
+model_app = typer.Typer(help="List model versions and roll back.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("list")
+def model_list(ctx: typer.Context) -> None:
+    """List model versions: date, data size, metrics, which is active."""
+    from . import render, training
+
+    versions = training.list_versions(_ctx(ctx).settings())
+    stdout_console().print(render.versions_table(versions))
+
+
+@model_app.command("use")
+def model_use(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="A name from `supportcli model list`.")],
+) -> None:
+    """Make a model version the active one (roll back, or back to `default`)."""
+    from . import training
+
+    chosen = training.use_version(_ctx(ctx).settings(), version)
+    stderr_console().print(f"active model: {chosen.name}", markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,22 +1,32 @@
-"""What the model sees: the one definition of the input text and of the hand-made cues.
+"""What the model sees: the one definition of the input text, the hand-made cues and the features.
 
-``to_text`` turns a message into the model's input string; ``CueFeatures`` turns that string
-into a few dense features (deadline, chargeback, legal threat, …) that sit beside the word and
-character n-grams; ``urgent_cues`` names the cues that make a message urgent whatever the text
-model says. Change any of them and bump ``FEATURE_SCHEMA_VERSION``: saved models record it.
+``to_text`` turns a message into the model's input string. ``TextFeatures`` turns such strings
+into one sparse matrix: word 1-2-grams, character 3-5-grams inside word boundaries (spelling
+variants, compounds, other languages) and the cues below (deadline, chargeback, legal threat,
+…). ``urgent_cues`` names the cues that make a message urgent whatever the text model says.
+Change any of them and bump ``FEATURE_SCHEMA_VERSION``: saved models record it.
+
+Speed comes from mail repeating the same words: each distinct word's features (its hashed
+unigram, its character n-grams, which cue patterns it could start) are computed once and kept in
+a bounded table; a batch of documents is then a sparse (documents × words) count matrix times
+the (words × features) table, plus word bigrams hashed from neighbouring words with numpy.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import murmurhash3_32
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2
 MAX_TEXT_CHARS = 3000
 AUTOMATED_MARK = "zzautomatedmail"  # a token the vectorizers see for automated mail
 
@@ -32,171 +42,195 @@ def message_text(message: Any) -> str:
     return to_text(message.subject, message.text_new, message.text_quoted, message.automated)
 
 
-def _words(*alternatives: str) -> re.Pattern[str]:
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-# Each cue: a name, a pattern over the model text, and whether it alone makes a message urgent.
-CUES: tuple[tuple[str, re.Pattern[str], bool], ...] = (
-    (
-        "chargeback or payment dispute",
-        _words(
-            r"charge ?back", r"\bdisput", r"paypal (?:claim|case)", r"bank (?:reversal|dispute)",
-            r"reclamaci[óo]n (?:con|en) (?:el )?banco", r"rückbuchung", r"ruckbuchung", r"lastschrift.{0,20}zur[üu]ck",
-            r"contracargo", r"rétrofacturation", r"retrofacturation", r"litige", r"opposition (?:bancaire|sur)",
-            r"reported (?:it|this) to my bank", r"claim with (?:my|the) (?:bank|card)",
-        ),
-        True,
-    ),
-    (
-        "legal threat",
-        _words(
-            r"\blawyer", r"\bsolicitor", r"\battorney", r"legal action", r"\bsue\b", r"\bcourt\b",
-            r"small claims", r"trading standards", r"consumer (?:protection|rights)",
-            r"\banwalt", r"rechtliche schritte", r"verbraucherzentrale", r"\bavocat",
-            r"poursuites", r"\babogado", r"acciones legales", r"\bdenuncia",
-        ),
-        True,
-    ),
-    (
-        "fraud or unauthorised charge",
-        _words(
-            r"unauthori[sz]ed", r"\bfraud", r"didn'?t (?:make|place|authori[sz]e) (?:this|these|that)",
-            r"not my (?:order|purchase)", r"account (?:was|has been) (?:hacked|compromised)",
-            r"\bhacked\b", r"betrug", r"nicht autorisiert", r"\bfraude", r"no autoricé",
-        ),
-        True,
-    ),
-    (
-        "safety problem",
-        _words(
-            r"allergic", r"allergy", r"anaphyla", r"\bhospital", r"\binjur", r"caught fire",
-            r"\bsmok(?:e|ing) (?:came|coming)", r"electric shock", r"\bchok(?:e|ed|ing)\b",
-            r"\brash\b", r"allergi", r"krankenhaus", r"alerg", r"hôpital", r"urgences",
-        ),
-        True,
-    ),
-    (
-        "deadline within a day",
-        _words(
-            r"\b(?:by|before|until) (?:tomorrow|tonight|today|end of (?:the )?day)",
-            r"\b(?:ships?|dispatch(?:ed|es)?|goes out|leaves?) today",
-            r"\b(?:is|it'?s|event|party|wedding|birthday|flight|trip) tomorrow",
-            r"\bneed (?:it|this|them) (?:by )?(?:tomorrow|today)", r"within 24 ?h",
-            r"\bbis morgen", r"\bmorgen (?:ist|brauche)", r"\bheute noch", r"\bdemain\b",
-            r"\bmañana\b", r"\bmanana\b", r"\bhoy mismo",
-        ),
-        True,
-    ),
-    (
-        "public review threat",
-        _words(
-            r"(?:bad|negative|terrible|honest|1[- ]star|one[- ]star) review",
-            r"review (?:on|everywhere|site)", r"tell everyone", r"post (?:about )?(?:this|it) on",
-            r"schlechte bewertung", r"\bavis\b.{0,20}n[ée]gatif", r"(?:mala|negativa) rese[ñn]a",
-            r"rese[ñn]a negativa",
-        ),
-        True,
-    ),
-    (
-        "repeated follow-up",
-        _words(
-            r"still (?:waiting|no|not|haven'?t)", r"(?:second|third|fourth|3rd|2nd) (?:time|email|e-mail|message)",
-            r"(?:asked|written|emailed|wrote) (?:you )?(?:twice|three times|again|several times)",
-            r"no (?:one|body) (?:has )?(?:replied|answered|got back)", r"\bfollow(?:ing)?[- ]up",
-            r"immer noch", r"schon (?:wieder|zweimal|dreimal)", r"toujours pas", r"relance",
-            r"todav[íi]a no", r"otra vez",
-        ),
-        False,
-    ),
-    (
-        "anger",
-        _words(
-            r"unacceptable", r"disgust", r"ridiculous", r"worst", r"appalling", r"furious",
-            r"!!", r"\bscam\b", r"inakzeptabel", r"unversch[äa]mt", r"inadmissible",
-            r"inaceptable", r"vergogn",
-        ),
-        False,
-    ),
-    (
-        "money already taken",
-        _words(
-            r"charged (?:me )?(?:twice|two times|double)", r"double charge", r"refund",
-            r"money back", r"erstattung", r"rembourse", r"reembolso", r"paid (?:for|already)",
-        ),
-        False,
-    ),
+# Each cue: a name, whether it alone makes a message urgent, and its alternatives (lower-case
+# regexes over the lower-cased text, each starting with a literal so it can be found quickly).
+_CUE_SPECS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
+    ("chargeback or payment dispute", True, (
+        r"charge ?back", r"\bdisput", r"paypal (?:claim|case)", r"bank (?:reversal|dispute)",
+        r"reclamaci[óo]n (?:con|en) (?:el )?banco", r"rückbuchung", r"ruckbuchung",
+        r"lastschrift.{0,20}zur[üu]ck", r"contracargo", r"rétrofacturation",
+        r"retrofacturation", r"litige", r"opposition (?:bancaire|sur)",
+        r"reported (?:it|this) to my bank", r"claim with (?:my|the) (?:bank|card)")),
+    ("legal threat", True, (
+        r"\blawyer", r"\bsolicitor", r"\battorney", r"legal action", r"\bsue\b", r"\bcourt\b",
+        r"small claims", r"trading standards", r"consumer (?:protection|rights)", r"\banwalt",
+        r"rechtliche schritte", r"verbraucherzentrale", r"\bavocat", r"poursuites",
+        r"\babogado", r"acciones legales", r"\bdenuncia")),
+    ("fraud or unauthorised charge", True, (
+        r"unauthori[sz]ed", r"\bfraud", r"didn'?t (?:make|place|authori[sz]e) (?:this|these|that)",
+        r"not my (?:order|purchase)", r"account (?:was|has been) (?:hacked|compromised)",
+        r"\bhacked\b", r"betrug", r"nicht autorisiert", r"\bfraude", r"no autoricé")),
+    ("safety problem", True, (
+        r"allergic", r"allergy", r"anaphyla", r"\bhospital", r"\binjur", r"caught fire",
+        r"\bsmok(?:e|ing) (?:came|coming)", r"electric shock", r"\bchok(?:e|ed|ing)\b",
+        r"\brash\b", r"allergi", r"krankenhaus", r"alerg", r"hôpital", r"urgences")),
+    ("deadline within a day", True, (
+        *(rf"\b{w} (?:tomorrow|tonight|today|end of (?:the )?day)" for w in ("by", "before", "until")),
+        *(rf"\b{w} today" for w in ("ships?", "dispatch(?:ed|es)?", "goes out", "leaves?")),
+        *(rf"\b{w} tomorrow" for w in ("is", "it'?s", "event", "party", "wedding", "birthday",
+                                       "flight", "trip")),
+        r"\bneed (?:it|this|them) (?:by )?(?:tomorrow|today)", r"within 24 ?h",
+        r"\bbis morgen", r"\bmorgen (?:ist|brauche)", r"\bheute noch", r"\bdemain\b",
+        r"\bmañana\b", r"\bmanana\b", r"\bhoy mismo")),
+    ("public review threat", True, (
+        *(f"{w} review" for w in ("bad", "negative", "terrible", "honest", "1-star", "1 star",
+                                  "one-star", "one star")),
+        r"review (?:on|everywhere|site)", r"tell everyone", r"post (?:about )?(?:this|it) on",
+        r"schlechte bewertung", r"\bavis\b.{0,20}n[ée]gatif", r"mala rese[ñn]a",
+        r"negativa rese[ñn]a", r"rese[ñn]a negativa")),
+    ("repeated follow-up", False, (
+        r"still (?:waiting|no|not|haven'?t)",
+        *(f"{w} (?:time|email|e-mail|message)" for w in ("second", "third", "fourth", "3rd", "2nd")),
+        *(f"{w} (?:you )?(?:twice|three times|again|several times)"
+          for w in ("asked", "written", "emailed", "wrote")),
+        r"no (?:one|body) (?:has )?(?:replied|answered|got back)", r"\bfollow(?:ing)?[- ]up",
+        r"immer noch", r"schon (?:wieder|zweimal|dreimal)", r"toujours pas", r"relance",
+        r"todav[íi]a no", r"otra vez")),
+    ("anger", False, (
+        r"unacceptable", r"disgust", r"ridiculous", r"worst", r"appalling", r"furious", r"!!",
+        r"\bscam\b", r"inakzeptabel", r"unversch[äa]mt", r"inadmissible", r"inaceptable",
+        r"vergogn")),
+    ("money already taken", False, (
+        r"charged (?:me )?(?:twice|two times|double)", r"double charge", r"refund", r"money back",
+        r"erstattung", r"rembourse", r"reembolso", r"paid (?:for|already)")),
 )
-CUE_NAMES = tuple(name for name, _, _ in CUES)
-URGENT_CUES = frozenset(name for name, _, urgent in CUES if urgent)
-_ORDER = re.compile(r"#\s?\d{4,}|\border\b|\bbestell|\bcommande|\bpedido", re.IGNORECASE)
+_ORDER_SPEC = (r"#\s?\d{4,}", r"\border\b", r"\bbestell", r"\bcommande", r"\bpedido")
+CUES: tuple[tuple[str, re.Pattern[str], bool], ...] = tuple(
+    (name, re.compile("|".join(alts), re.IGNORECASE), urgent) for name, urgent, alts in _CUE_SPECS
+)
+CUE_NAMES = tuple(name for name, _, _ in _CUE_SPECS)
+URGENT_CUES = frozenset(name for name, urgent, _ in _CUE_SPECS if urgent)
+# Columns of the cue block: the cues, then "mentions an order", "automated", "shouting".
+CUE_FEATURE_NAMES = (*(f"cue: {n}" for n in CUE_NAMES), "cue: mentions an order",
+                     "cue: automated mail", "cue: shouting (capitals)")
+_N_PATTERNS = len(CUE_NAMES) + 1  # the cues and the order pattern
+_AUTOMATED_COL, _CAPS_COL = _N_PATTERNS, _N_PATTERNS + 1
+_URGENT_COLS = np.array([i for i, n in enumerate(CUE_NAMES) if n in URGENT_CUES])
+_WORD = re.compile(r"\w+(?:['-]\w+)*")
+_LITERAL = re.compile(r"(?:\\b)?((?:[^\\.^$*+?{}\[\]|()](?![?*{]))+)")
 
 
-def _literal_prefix(alternative: str) -> str:
-    """The plain text every match of a regex alternative starts with ("" if none is known)."""
-    text = alternative.removeprefix(r"\b").lower()
-    out = []
-    for i, ch in enumerate(text):
-        if not (ch.isalnum() or ch in " '"):
-            break
-        if text[i + 1 : i + 2] in ("?", "*", "{"):
-            break
-        out.append(ch)
-    return "".join(out)
+@dataclass(frozen=True)
+class _Alternative:
+    pattern: int  # index into the cue columns
+    prefix: str  # the literal every match starts with
+    regex: re.Pattern[str]
 
 
-def _split_alternatives(pattern: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for ch in pattern:
-        depth += (ch in "([") - (ch in ")]")
-        if ch == "|" and depth == 0:
-            parts.append("".join(current))
-            current = []
+def _prefix(alternative: str) -> str:
+    match = _LITERAL.match(alternative)
+    if not match or len(match.group(1)) < 2:
+        raise ValueError(f"cue alternative {alternative!r} does not start with a literal")
+    return match.group(1)
+
+
+@cache
+def _alternatives() -> tuple[tuple[_Alternative, ...], tuple[tuple[str, int], ...], int]:
+    """The compiled alternatives, the word triggers (trigger, bitmask of alternatives) and the
+    bitmask of alternatives without a word in their prefix (checked in every text)."""
+    specs = [*((i, alts) for i, (_, _, alts) in enumerate(_CUE_SPECS)), (_N_PATTERNS - 1, _ORDER_SPEC)]
+    alternatives = tuple(_Alternative(i, _prefix(a), re.compile(a)) for i, alts in specs for a in alts)
+    triggers: dict[str, int] = {}
+    always = 0
+    for bit, alt in enumerate(alternatives):
+        # Any run of word characters of the prefix lies inside one token of the text.
+        runs = re.findall(r"\w+", alt.prefix)
+        if runs:
+            trigger = max(runs, key=len)
+            triggers[trigger] = triggers.get(trigger, 0) | 1 << bit
         else:
-            current.append(ch)
-    return [*parts, "".join(current)]
+            always |= 1 << bit
+    return alternatives, tuple(triggers.items()), always
 
 
-# Words without which an alternative cannot match, where it does not start with a literal.
-_EXTRA_TRIGGERS = {
-    "deadline within a day": ("tomorrow", "tonight", "today", "end of"),
-    "public review threat": ("review", "reseña", "resena"),
-    "anger": ("!!",),
-    "repeated follow-up": ("second", "third", "fourth", "3rd", "2nd", "twice", "three times",
-                           "again", "several times"),
-}
+def _token_mask_uncached(token: str) -> int:
+    mask = 0
+    for trigger, bits in _alternatives()[1]:
+        if trigger in token:
+            mask |= bits
+    return mask
 
 
-def _triggers(name: str, pattern: re.Pattern[str]) -> tuple[str, ...] | None:
-    prefixes = [_literal_prefix(alt) for alt in _split_alternatives(pattern.pattern)]
-    known = [p for p in prefixes if len(p) >= 2]
-    extra = _EXTRA_TRIGGERS.get(name, ())
-    if len(known) + (1 if extra else 0) < len(prefixes) and not extra:
-        return None
-    return tuple(dict.fromkeys(known + list(extra)))
+_token_mask = lru_cache(maxsize=50_000)(_token_mask_uncached)
 
 
-# Cheap pre-check: a cue's regex runs only when one of its trigger words occurs in the text
-# (substring search is done in C; nine regexes with ~150 alternatives are not).
-_TRIGGERS = tuple(_triggers(name, pattern) for name, pattern, _ in CUES)
-
-
-def _cue_indexes(text: str) -> set[int]:
-    lowered = text.lower()
-    found = set()
-    for i, (_, pattern, _) in enumerate(CUES):
-        triggers = _TRIGGERS[i]
-        if triggers is not None and not any(t in lowered for t in triggers):
+def _confirm(lowered: str, mask: int) -> int:
+    """Bitmask of the patterns that match, checking only the alternatives in ``mask``."""
+    alternatives, _, always = _alternatives()
+    mask |= always
+    found = 0
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        alt = alternatives[low.bit_length() - 1]
+        if found >> alt.pattern & 1:
             continue
-        if pattern.search(text):
-            found.add(i)
+        pos = lowered.find(alt.prefix)
+        while pos >= 0:
+            if alt.regex.match(lowered, pos):
+                found |= 1 << alt.pattern
+                break
+            pos = lowered.find(alt.prefix, pos + 1)
     return found
+
+
+@cache
+def _case_table() -> np.ndarray:
+    """Per BMP code point: bit 0 = a letter, bit 1 = an upper-case letter."""
+    chars = [chr(i) for i in range(0x10000)]
+    return np.fromiter(((c.isalpha()) | (c.isupper() << 1) for c in chars), np.uint8, 0x10000)
+
+
+def _shouting(texts: Sequence[str]) -> np.ndarray:
+    """Whether more than 60% of the letters (in the first 1500 characters) are capitals."""
+    heads = [t[:1500] for t in texts]
+    lengths = np.fromiter(map(len, heads), np.int64, len(heads))
+    points = np.frombuffer("".join(heads).encode("utf-32-le", "surrogatepass"), np.uint32)
+    flags = _case_table()[np.minimum(points, 0xFFFF)]
+    astral = np.flatnonzero(points > 0xFFFF)
+    if len(astral):
+        chars = [chr(p) for p in points[astral].tolist()]
+        flags[astral] = [c.isalpha() | c.isupper() << 1 for c in chars]
+    ends = np.cumsum(lengths)
+    letters = np.concatenate(([0], np.cumsum(flags & 1)))
+    capitals = np.concatenate(([0], np.cumsum(flags >> 1)))
+    n_letters = letters[ends] - letters[ends - lengths]
+    n_capitals = capitals[ends] - capitals[ends - lengths]
+    return (n_letters > 20) & (n_capitals > 0.6 * np.maximum(n_letters, 1))
+
+
+def _cue_columns(texts: Sequence[str], lowered: Sequence[str], masks: Iterable[int]) -> np.ndarray:
+    """The cue block (documents × CUE_FEATURE_NAMES) as booleans, given each text's trigger mask."""
+    out = np.zeros((len(texts), len(CUE_FEATURE_NAMES)), dtype=bool)
+    for i, (low, mask) in enumerate(zip(lowered, masks, strict=True)):
+        found = _confirm(low, mask)
+        while found:
+            low_bit = found & -found
+            found ^= low_bit
+            out[i, low_bit.bit_length() - 1] = True
+    out[:, _AUTOMATED_COL] = [AUTOMATED_MARK in t for t in texts]
+    if len(texts):
+        out[:, _CAPS_COL] = _shouting(texts)
+    return out
+
+
+def cue_matrix(texts: Sequence[str]) -> np.ndarray:
+    """The cue block for texts: one boolean column per entry of ``CUE_FEATURE_NAMES``."""
+    texts = [str(t) for t in texts]
+    lowered = [t.lower() for t in texts]
+    masks = []
+    for low in lowered:
+        mask = 0
+        for token in set(_WORD.findall(low)):
+            mask |= _token_mask(token)
+        masks.append(mask)
+    return _cue_columns(texts, lowered, masks)
 
 
 def cue_hits(text: str) -> tuple[str, ...]:
     """Names of the cues present in a model text."""
-    found = _cue_indexes(text)
-    return tuple(name for i, name in enumerate(CUE_NAMES) if i in found)
+    row = cue_matrix([text])[0]
+    return tuple(name for i, name in enumerate(CUE_NAMES) if row[i])
 
 
 def urgent_cues(text: str) -> tuple[str, ...]:
@@ -205,53 +239,10 @@ def urgent_cues(text: str) -> tuple[str, ...]:
     return tuple(name for name in cue_hits(text) if name in URGENT_CUES)
 
 
-_WORD = re.compile(r"\w+(?:['-]\w+)*")
-
-
-@lru_cache(maxsize=200_000)
-def _subwords(word: str) -> tuple[str, ...]:
-    padded = f" {word} "
-    return tuple(
-        padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)
-    )
-
-
-def subword_ngrams(text: str) -> list[str]:
-    """Character 3-5-grams inside word boundaries (like ``char_wb``), cached per word.
-
-    Mail repeats the same words endlessly, so caching each word's n-grams makes this several
-    times faster than scikit-learn's ``char_wb`` analyzer while giving the same features.
-    """
-    out: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        out.extend(_subwords(word))
+def urgent_cues_from(cues: np.ndarray) -> list[tuple[str, ...]]:
+    """``urgent_cues`` for each row of a ``cue_matrix``."""
+    out: list[tuple[str, ...]] = [()] * len(cues)
+    hits = cues[:, _URGENT_COLS] & ~cues[:, [_AUTOMATED_COL]]
+    for i in np.flatnonzero(hits.any(axis=1)).tolist():
+        out[i] = tuple(CUE_NAMES[j] for j in _URGENT_COLS[hits[i]].tolist())
     return out
-
-
-class CueFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """Dense hand-made features: one column per cue, plus order number, automated, shouting."""
-
-    def __init__(self, weight: float = 1.0) -> None:
-        self.weight = weight
-
-    def fit(self, texts: Any, y: Any = None) -> CueFeatures:
-        return self
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        extra = ["cue: mentions an order", "cue: automated mail", "cue: shouting (capitals)"]
-        return np.array([f"cue: {name}" for name in CUE_NAMES] + extra, dtype=object)
-
-    def transform(self, texts: Any) -> sparse.csr_matrix:
-        rows = [self._row(str(text)) for text in texts]
-        return sparse.csr_matrix(np.asarray(rows, dtype=np.float64) * self.weight)
-
-    @staticmethod
-    def _row(text: str) -> list[float]:
-        letters = [ch for ch in text[:1500] if ch.isalpha()]
-        caps = sum(ch.isupper() for ch in letters) / len(letters) if len(letters) > 20 else 0.0
-        found = _cue_indexes(text)
-        row = [1.0 if i in found else 0.0 for i in range(len(CUES))]
-        row.append(1.0 if _ORDER.search(text) else 0.0)
-        row.append(1.0 if AUTOMATED_MARK in text else 0.0)
-        row.append(1.0 if caps > 0.6 else 0.0)
-        return row

@@ -144,3 +144,39 @@ def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
         f"at {metrics['covered_accuracy']:.1%} accuracy"
     )
     return table
+
+
+def comparison_table(comparison: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"new vs current model on your newest {comparison['holdout']} labelled messages",
+        title_justify="left",
+    )
+    table.add_column("model")
+    for column in ("category macro-F1", "urgency macro-F1", "mean"):
+        table.add_column(column, justify="right")
+    for name in ("current", "new"):
+        row = comparison[name]
+        table.add_row(
+            name,
+            f"{row['category_macro_f1']:.3f}",
+            f"{row['urgency_macro_f1']:.3f}",
+            f"{row['mean_macro_f1']:.3f}",
+        )
+    return table
+
+
+def versions_table(versions: Sequence[Any]) -> Table:
+    table = Table(title="model versions", title_justify="left")
+    for column in ("", "version", "created", "samples", "category F1", "urgency F1"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            "*" if v.active else "",
+            v.name,
+            v.created[:16].replace("T", " "),
+            str(v.n_samples),
+            "-" if v.category_macro_f1 is None else f"{v.category_macro_f1:.3f}",
+            "-" if v.urgency_macro_f1 is None else f"{v.urgency_macro_f1:.3f}",
+        )
+    table.caption = "* = active"
+    return table

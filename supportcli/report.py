@@ -16,10 +16,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from . import hours as bh
 from . import sanitize
 from .records import Message, TriageItem
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 URGENCIES = ("urgent", "high", "normal", "low")
 SECTIONS = ("Headline", "Answer first", "Past the response target", "By category and urgency",
@@ -164,10 +169,14 @@ _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,20}):(?=//)")
 _WWW = re.compile(r"(?i)\bwww\.")
 
 
-def safe(value: str, width: int | None = None) -> str:
+def safe(value: str | None, width: int | None = None) -> str:
     """One clean line with URLs defanged, cut to ``width`` characters."""
-    text = _WWW.sub("www[.]", _SCHEME.sub(r"\1[:]", sanitize.clean_text(value or "")))
-    return sanitize.one_line(text, width)
+    return sanitize.one_line(_defang(value or ""), width)
+
+
+def _defang(value: str) -> str:
+    """``https://x`` -> ``https[:]//x``, ``www.x`` -> ``www[.]x``: text, never a link."""
+    return _WWW.sub("www[.]", _SCHEME.sub(r"\1[:]", sanitize.clean_text(value)))
 
 
 def age(hours: float) -> str:
@@ -188,6 +197,10 @@ def sender(m: Message | OrderMention) -> str:
     if isinstance(m, OrderMention):
         return m.sender
     return f"{m.sender_name} <{m.sender_addr}>" if m.sender_name else m.sender_addr
+
+
+def who(m: Message) -> str:
+    return m.sender_name or m.sender_addr
 
 
 def targets(data: ReportData) -> str:
@@ -225,9 +238,121 @@ def clip(text: str, width: int = WIDTH) -> str:
     return text + "…"
 
 
+def cell(value: object, width: int) -> str:
+    """A clean table cell padded (or cut) to exactly ``width`` columns."""
+    text = clip(safe(str(value)), width)
+    return text + " " * (width - _cols(text))
+
+
 def wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
     pad = " " * indent
     return textwrap.wrap(text, width, initial_indent=pad, subsequent_indent=pad) or [pad]
 
 
 # -- rendering -------------------------------------------------------------------------
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+           "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b", "#17becf")
+URGENCY_COLORS = {"urgent": "#b91c1c", "high": "#c2410c", "normal": "#1d4ed8", "low": "#4b5563"}
+
+
+def render_text(data: ReportData) -> str:
+    """Plain text, every line at most 80 columns (wide characters count twice)."""
+    out = _render("report.txt.j2", data)
+    return "\n".join(clip(line.rstrip()) for line in out.strip("\n").splitlines()) + "\n"
+
+
+def render_markdown(data: ReportData) -> str:
+    return _render("report.md.j2", data).strip("\n") + "\n"
+
+
+def render_html(data: ReportData) -> str:
+    """One self-contained HTML document: inline styles, inline SVG, nothing fetched."""
+    return _render("report.html.j2", data)
+
+
+def chart_geometry(volume: Mapping[date, Mapping[str, int]], width: int = 680) -> dict[str, Any]:
+    """Positions for a stacked bar chart of messages per day and category (drawn in SVG)."""
+    cats = categories_by_volume(volume)
+    color = {c: PALETTE[n % len(PALETTE)] for n, c in enumerate(cats)}
+    left, top, plot_h = 36, 20, 180
+    plot_w = width - left - 8
+    days = sorted(volume)
+    slot = plot_w / max(len(days), 1)
+    ymax = _nice(max((sum(v.values()) for v in volume.values()), default=0))
+    bars = []
+    for n, day in enumerate(days):
+        x, y, segments = left + n * slot, float(top + plot_h), []
+        for c in cats:
+            count = volume[day].get(c, 0)
+            if count:
+                h = plot_h * count / ymax
+                y -= h
+                segments.append({"y": round(y, 1), "h": round(h, 1), "color": color[c],
+                                 "title": f"{day:%a %d %b}: {c} {count}"})
+        bars.append({"day": day, "x": round(x, 1), "slot": round(slot, 1), "segments": segments,
+                     "bar_x": round(x + slot * 0.15, 1), "bar_w": round(slot * 0.7, 1),
+                     "mid": round(x + slot / 2, 1), "top": round(y, 1),
+                     "total": sum(volume[day].values()), "weekend": day.weekday() >= 5})
+    ticks = [{"y": round(top + plot_h - plot_h * v / ymax, 1), "label": int(v)}
+             for v in (0, ymax / 2, ymax) if v == int(v)]
+    per_row = max(1, (width - left) // 160)
+    legend = [{"x": left + (n % per_row) * 160, "y": top + plot_h + 44 + (n // per_row) * 18,
+               "color": color[c], "label": c} for n, c in enumerate(cats)]
+    height = top + plot_h + 44 + (len(cats) + per_row - 1) // per_row * 18 + 4
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": plot_w,
+            "plot_h": plot_h, "bars": bars, "ticks": ticks, "legend": legend, "color": color}
+
+
+def _nice(peak: int) -> int:
+    """The smallest 1, 2 or 5 × 10^k at or above ``peak`` (at least 2)."""
+    scale = 1
+    while True:
+        for step in (2, 5, 10):
+            if step * scale >= peak:
+                return step * scale
+        scale *= 10
+
+
+def _render(name: str, data: ReportData) -> str:
+    health, rows = data.health, data.by_category.values()
+    volume: Counter[str] = Counter()
+    for counts in data.daily_volume.values():
+        volume.update(counts)
+    week_total = sum(health.this_week.values())
+    return _environment().get_template(name).render(
+        data=data, tz=data.timezone, sections=SECTIONS, urgencies=URGENCIES,
+        title="Support report" + (f" · {safe(data.shop_name, 60)}" if data.shop_name else ""),
+        targets=targets(data), chart=chart_geometry(data.daily_volume),
+        urgency_totals={u: sum(row.get(u, 0) for row in rows) for u in URGENCIES},
+        volume_totals=[f"{c} {n}" for c, n in sorted(volume.items(), key=lambda x: (-x[1], x[0]))],
+        drift=health.drift, drifted=health.drifted, retrain_hint=RETRAIN_HINT,
+        week_total=week_total, enough_for_drift=week_total >= health.min_messages,
+        urgency_colors=URGENCY_COLORS, mix=_mix(health),
+    )
+
+
+def _mix(health: ModelHealth) -> list[tuple[str, float, float]]:
+    """(category, share this week, share in training), the largest differences first."""
+    a, b = sum(health.this_week.values()) or 1, sum(health.training.values()) or 1
+    rows = [(c, health.this_week.get(c, 0) / a, health.training.get(c, 0) / b)
+            for c in set(health.this_week) | set(health.training)]
+    return sorted(rows, key=lambda r: (-abs(r[1] - r[2]), r[0]))
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("supportcli", "templates"),
+        autoescape=lambda name: bool(name and name.endswith((".html.j2", ".svg.j2"))),
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(
+        clean=safe, md=lambda v, width=None: sanitize.for_markdown(_defang(v or ""), width),
+        age=age, waited=waited, local=local, sender=sender, who=who, clip=clip, wrap=wrap,
+        cell=cell,
+        pct=lambda v: f"{v:.0%}",
+    )
+    return env

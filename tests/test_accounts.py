@@ -32,7 +32,9 @@ BASE = {"host": "imap.example.com", "username": "support@example.com"}
 
 def test_defaults() -> None:
     account = _one(dict(BASE))
-    assert account == ImapAccount(name="shop", host="imap.example.com", username="support@example.com")
+    assert account == ImapAccount(
+        name="shop", host="imap.example.com", username="support@example.com"
+    )
     assert (account.port, account.security, account.folders) == (993, "ssl", ("INBOX",))
     assert (account.first_sync_days, account.timeout, account.auth) == (30, 30.0, "password")
     assert account.sent_folder is None and account.ca_file is None
@@ -112,7 +114,9 @@ def test_xoauth2_with_token_command() -> None:
     assert account.token_command == ("oauth2l", "fetch")
 
 
-def test_password_needs_a_private_config_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_password_needs_a_private_config_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = "hunter2-in-config"
     config = tmp_path / "config.toml"
     config.write_text("")

@@ -103,7 +103,7 @@ def test_environment_wins_over_command(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()

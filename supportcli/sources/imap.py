@@ -4,8 +4,8 @@ Typical use (one transaction per batch, so a killed sync resumes where it stoppe
 
     with ImapSource(account, get_secret(account, interactive=False)) as imap:
         for folder in account.folders:
-            cursor = store.cursor(account.name, folder)
-            for raws, cursor in imap.fetch_new(folder, cursor, account.since()):
+            saved = store.cursor(account.name, folder)
+            for raws, cursor in imap.fetch_new(folder, saved, account.since()):
                 store.add_messages(parse each raw)   # then, and only then:
                 store.save_cursor(cursor)
 
@@ -150,7 +150,7 @@ def _ca_hint(account: ImapAccount) -> str:
     if account.ca_file:
         return f"it was checked against ca_file {account.ca_file}: is that the server's CA?"
     return (
-        "if the server uses a private or self-signed CA, set ca_file = \"/path/to/ca.pem\" "
+        'if the server uses a private or self-signed CA, set ca_file = "/path/to/ca.pem" '
         f"in [accounts.{account.name}]"
     )
 
@@ -370,8 +370,7 @@ class ImapSource:
                 failures += 1
                 if failures > len(self.retry_delays):
                     raise ConnectionFailed(
-                        f"the connection to {self.account.host} keeps dropping "
-                        f"({_describe(exc)})"
+                        f"the connection to {self.account.host} keeps dropping ({_describe(exc)})"
                     ) from None
                 self._reconnect(exc)
 

@@ -83,7 +83,8 @@ def _leaf(body: Sequence[Any], section: str) -> Part:
     else:
         disposition_at = 8  # ... size md5 disposition
     disposition = body[disposition_at] if len(body) > disposition_at else None
-    disp_name, disp_params = b"", ()
+    disp_name = b""
+    disp_params: tuple[tuple[bytes, bytes], ...] = ()
     if isinstance(disposition, tuple | list) and disposition:
         disp_name = _bytes(disposition[0])
         disp_params = _pairs(disposition[1] if len(disposition) > 1 else None)

@@ -1,0 +1,128 @@
+"""Training on the shop's own labels: custom categories, too-few refusal, the not-worse guard,
+--force, versions and rollback."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from supportcli import resources
+from supportcli.cli import main
+from supportcli.parse import parse
+from supportcli.records import Message, RawMessage
+from supportcli.store import Store
+
+SAMPLES = resources.samples_dir()
+
+
+def _parse(path: Path) -> Message:
+    msg = parse(RawMessage("test", path.name, path.read_bytes()))
+    assert isinstance(msg, Message)
+    return msg
+
+
+def _labelled(folder: Path, labels: Path, prefix: str = "") -> list[tuple[Message, str, str]]:
+    with labels.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(_parse(folder / r["file"]), r["category"], r["urgency"]) for r in rows]
+
+
+def _seed(store_path: Path, items: list[tuple[Message, str, str]]) -> None:
+    with Store(store_path) as store:
+        store.add_messages([m for m, _, _ in items])
+        for m, category, urgency in items:
+            store.set_label(m.message_id, category, urgency)
+
+
+def _gift_card_messages(n: int) -> list[tuple[Message, str, str]]:
+    items = []
+    for i in range(n):
+        raw = (
+            f"From: buyer{i}@example.com\r\nTo: support@shop.example\r\n"
+            f"Subject: gift card question {i}\r\nMessage-ID: <gift-{i}@example.com>\r\n"
+            f"Date: Mon, {i + 1} Jun 2026 10:00:00 +0000\r\n\r\n"
+            f"Hi, I have a gift card with code GC-{1000 + i} and the gift card balance "
+            f"{'shows zero' if i % 2 else 'is not accepted'} at checkout. Can gift cards be topped up?\r\n"
+        ).encode()
+        items.append((_parse_bytes(raw), "gift_cards", "normal"))
+    return items
+
+
+def _parse_bytes(raw: bytes) -> Message:
+    msg = parse(RawMessage("test", "x", raw))
+    assert isinstance(msg, Message)
+    return msg
+
+
+def _config(tmp_path: Path, extra: list[str]) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[labels]\nextra_categories = {json.dumps(extra)}\n", encoding="utf-8")
+    return config
+
+
+def test_custom_category_with_too_few_examples_is_refused(
+    tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(isolated_state / "supportcli.db", _gift_card_messages(2))
+    code = main(["--config", str(_config(tmp_path, ["gift_cards"])), "train"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "gift_cards has 2, needs 3 more" in err
+
+
+@pytest.mark.slow
+def test_custom_category_is_learned_and_rollback_works(
+    tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(isolated_state / "supportcli.db", _gift_card_messages(12))
+    config = str(_config(tmp_path, ["gift_cards"]))
+    assert main(["--config", config, "train", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "gift_cards" in out and "installed and active" in out
+    probe = tmp_path / "probe.eml"
+    probe.write_bytes(
+        b"From: z@example.com\r\nTo: support@shop.example\r\nSubject: gift card\r\n"
+        b"Message-ID: <probe@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n\r\n"
+        b"My gift card balance shows zero after one use, can you check the gift card?\r\n"
+    )
+    assert main(["--config", config, "classify", str(probe), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["category"] == "gift_cards"
+
+    assert main(["model", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "default" in listing and listing.count("v20") == 1
+    assert main(["model", "use", "default"]) == 0
+    capsys.readouterr()
+    assert main(["--config", config, "classify", str(probe), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["category"] != "gift_cards"
+    assert main(["model", "use", "no-such-version"]) == 2
+
+
+@pytest.mark.slow
+def test_scrambled_labels_are_refused_unless_forced(
+    isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Older labels scrambled, the newest 20% (the held-out slice) correct: the new model is
+    worse on the held-out slice, so it is kept but not installed; --force installs it."""
+    train = _labelled(SAMPLES, SAMPLES / "labels.csv")[:120]
+    categories = sorted({c for _, c, _ in train})
+    scrambled = [
+        (m, categories[(categories.index(c) + 3) % len(categories)], u) for m, c, u in train
+    ]
+    demo = _labelled(SAMPLES / "demo", SAMPLES / "demo" / "labels.csv")
+    _seed(isolated_state / "supportcli.db", scrambled + demo)
+
+    assert main(["train", "--own-weight", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT installed" in out
+    assert "new vs current" in out
+    assert main(["model", "list"]) == 0
+    listing = capsys.readouterr().out
+    active = [line for line in listing.splitlines() if "*" in line and "default" in line]
+    assert active, listing
+
+    assert main(["train", "--own-weight", "8", "--force"]) == 0
+    assert "installed and active" in capsys.readouterr().out
