@@ -45,7 +45,8 @@ def _gift_card_messages(n: int) -> list[tuple[Message, str, str]]:
             f"Subject: gift card question {i}\r\nMessage-ID: <gift-{i}@example.com>\r\n"
             f"Date: Mon, {i + 1} Jun 2026 10:00:00 +0000\r\n\r\n"
             f"Hi, I have a gift card with code GC-{1000 + i} and the gift card balance "
-            f"{'shows zero' if i % 2 else 'is not accepted'} at checkout. Can gift cards be topped up?\r\n"
+            f"{'shows zero' if i % 2 else 'is not accepted'} at checkout. "
+            "Can gift cards be topped up?\r\n"
         ).encode()
         items.append((_parse_bytes(raw), "gift_cards", "normal"))
     return items
