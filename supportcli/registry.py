@@ -64,14 +64,25 @@ def load_active(settings: Settings, model_dir: Path | None = None) -> LoadedMode
     meta = artifacts.read_meta(directory)
     if _version_mismatch(meta) and directory.resolve() == resources.default_model_dir().resolve():
         return _rebuilt_default(settings, meta)
+    if _version_mismatch(meta):
+        raise ModelError(
+            f"the model in {directory} was built by another scikit-learn or supportcli version",
+            hint="retrain it with `supportcli train`, or `supportcli model use default`",
+        )
     model, meta = artifacts.load(directory, trusted_roots(settings))
     return LoadedModel(model, meta, directory)
 
 
 def _version_mismatch(meta: dict[str, Any]) -> bool:
+    """True when the model was built by another scikit-learn or another feature schema."""
     import sklearn
 
-    return str(meta.get("versions", {}).get("scikit-learn")) != sklearn.__version__
+    from .features import FEATURE_SCHEMA_VERSION
+
+    return (
+        str(meta.get("versions", {}).get("scikit-learn")) != sklearn.__version__
+        or meta.get("feature_schema") != FEATURE_SCHEMA_VERSION
+    )
 
 
 def _rebuilt_default(settings: Settings, shipped_meta: dict[str, Any]) -> LoadedModel:
