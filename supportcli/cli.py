@@ -210,21 +210,84 @@ def classify(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
 ) -> None:
     """Classify one message: category, urgency, confidence and reasons."""
-    import json
-
-    from . import export, render, workflows
+    from . import workflows
 
     result = workflows.classify_file(_ctx(ctx).settings(), file)
+    _print_classification(result, json_out, detailed=False)
+
+
+def _print_classification(result: Any, json_out: bool, *, detailed: bool) -> None:
+    import json
+
+    from . import export, render
+
     if json_out:
         record = export.item_record(result.item)
         record["category_probs"] = result.prediction.category_probs
         record["urgency_probs"] = result.prediction.urgency_probs
         record["explanation"] = result.explanation
+        record["terms"] = [
+            {"name": t.name, "points": t.points, "reason": t.reason} for t in result.item.terms
+        ]
         sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
         return
     stdout_console().print(
-        render.message_panel(result.message, result.prediction, result.item, result.explanation)
+        render.message_panel(
+            result.message, result.prediction, result.item, result.explanation, detailed=detailed
+        )
     )
+
+
+class EvalFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of .eml files with labels.csv, or a CSV with "
+            "subject,body,category,urgency columns."
+        ),
+    ],
+    fmt: Annotated[
+        EvalFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = EvalFormat.table,
+) -> None:
+    """Score the active model on a labelled set: accuracy, F1, confusion, calibration."""
+    import json
+    from dataclasses import asdict
+
+    from . import evaluation, render
+
+    result = evaluation.evaluate(_ctx(ctx).settings(), path)
+    if fmt is EvalFormat.json:
+        sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
+        return
+    console = stdout_console()
+    console.print(
+        f"{result.size} labelled messages from {result.path}, model {result.model_id}", markup=False
+    )
+    for target in result.targets:
+        console.print(render.metrics_table(target.name, target.as_dict()))
+        console.print(render.confusion_table(target))
+        console.print(render.reliability_table(target))
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="A stored Message-ID, an .eml file, or - for stdin.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show why a message got its category, urgency and rank."""
+    from . import workflows
+
+    result = workflows.explain(_ctx(ctx).settings(), ref)
+    _print_classification(result, json_out, detailed=True)
 
 
 @app.command()

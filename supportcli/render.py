@@ -70,6 +70,8 @@ def message_panel(
     prediction: Prediction,
     item: TriageItem | None,
     explanation: dict[str, list[tuple[str, float]]] | None = None,
+    *,
+    detailed: bool = False,
 ) -> RenderableType:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -98,6 +100,15 @@ def message_panel(
     for a in message.attachments:
         facts.add_row("attachment", _t(f"{a.filename} ({a.content_type}, {a.size:,} bytes)"))
     parts: list[RenderableType] = [facts]
+    if detailed:
+        parts.append(runner_up_table(prediction))
+        if prediction.cues and item is not None and item.urgency == "urgent":
+            parts.append(
+                Text(
+                    "urgency decided by a cue, not the text model: " + ", ".join(prediction.cues),
+                    style="bold",
+                )
+            )
     if item is not None:
         parts.append(score_table(item))
     if explanation:
@@ -179,4 +190,48 @@ def versions_table(versions: Sequence[Any]) -> Table:
             "-" if v.urgency_macro_f1 is None else f"{v.urgency_macro_f1:.3f}",
         )
     table.caption = "* = active"
+    return table
+
+
+def runner_up_table(prediction: Prediction, k: int = 3) -> Table:
+    table = Table(title="probabilities (top classes)", title_justify="left", box=None)
+    table.add_column("target")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for target, probs in (
+        ("category", prediction.category_probs),
+        ("urgency", prediction.urgency_probs),
+    ):
+        for name, p in sorted(probs.items(), key=lambda kv: -kv[1])[:k]:
+            table.add_row(target, name, f"{p:.1%}")
+    return table
+
+
+def confusion_table(target: Any) -> Table:
+    table = Table(
+        title=f"{target.name}: confusion (rows = true, columns = predicted)", title_justify="left"
+    )
+    table.add_column("true \\ predicted")
+    short = [label[:8] for label in target.labels]
+    for name in short:
+        table.add_column(name, justify="right")
+    for label, row in zip(target.labels, target.confusion, strict=True):
+        table.add_row(label, *[str(v) if v else "·" for v in row])
+    return table
+
+
+def reliability_table(target: Any) -> Table:
+    table = Table(
+        title=f"{target.name}: calibration (expected calibration error {target.ece:.3f})",
+        title_justify="left",
+    )
+    for column in ("confidence bin", "messages", "mean confidence", "accuracy"):
+        table.add_column(column, justify="right")
+    for row in target.reliability:
+        table.add_row(
+            f"{row['low']:.1f}–{row['high']:.1f}",
+            str(row["count"]),
+            f"{row['confidence']:.1%}",
+            f"{row['accuracy']:.1%}",
+        )
     return table

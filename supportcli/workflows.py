@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from . import prioritize, registry, resources
 from .config import Settings
@@ -165,15 +166,38 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
     parsed = parse(raws[0])
     if isinstance(parsed, ParseFailure):
         raise SourceError(f"cannot parse {path}: {parsed.reason}")
-    loaded = registry.load_active(settings)
-    text = message_text(parsed)
-    prediction = loaded.model.predict([text], loaded.model_id)[0]
-    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
-    item = prioritize.score(parsed, prediction, rules, as_of or datetime.now(UTC))
+    return classify_message(settings, parsed, as_of)
+
+
+def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> ClassifyResult:
+    """Explain a stored message (by Message-ID) or a file."""
+    if ref == "-" or Path(ref).exists():
+        return classify_file(settings, ref, as_of)
+    with Store(settings.store_path) as store:
+        message = store.get_message(ref.strip().strip("<>"))
+        if message is None:
+            raise SourceError(
+                f"no stored message with Message-ID {ref} and no such file",
+                hint="see the message_id column of `supportcli triage --format csv`",
+            )
+        threads = prioritize.group_threads(store.messages(since=message.date - timedelta(days=90)))
+    thread = next((t for t in threads if message in t), [message])
+    followups = sum(1 for m in thread if m.sender_addr == message.sender_addr) - 1
+    return classify_message(settings, message, as_of, followups=followups)
+
+
+def classify_message(
+    settings: Settings, message: Message, as_of: datetime | None = None, followups: int = 0
+) -> ClassifyResult:
     from .model import top_features
 
+    loaded = registry.load_active(settings)
+    text = message_text(message)
+    prediction = loaded.model.predict([text], loaded.model_id)[0]
+    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
+    item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
     explanation = {
         "category": top_features(loaded.model.category, text, prediction.category),
         "urgency": top_features(loaded.model.urgency, text, prediction.urgency),
     }
-    return ClassifyResult(parsed, prediction, item, explanation)
+    return ClassifyResult(message, prediction, item, explanation)
