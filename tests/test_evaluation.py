@@ -1,0 +1,106 @@
+"""evaluate and explain: scores on labelled sets, calibration on synthetic data where the
+answer is known, and explanations for German, automated and cue-decided messages."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from supportcli import resources
+from supportcli.cli import main
+from supportcli.evaluation import calibration
+
+DEMO = resources.demo_dir()
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    confidence = np.full(1000, 0.8)
+    correct = np.arange(1000) < 800  # exactly 80% right at 80% confidence
+    ece, table = calibration(confidence, correct)
+    assert ece == pytest.approx(0.0, abs=1e-9)
+    assert table == [{"low": 0.7, "high": 0.8, "count": 1000, "confidence": 0.8, "accuracy": 0.8}]
+
+
+def test_calibration_error_measures_overconfidence() -> None:
+    confidence = np.concatenate([np.full(500, 0.95), np.full(500, 0.55)])
+    correct = np.concatenate([np.arange(500) < 250, np.arange(500) < 275])  # 50% and 55% right
+    ece, table = calibration(confidence, correct)
+    assert ece == pytest.approx(0.5 * 0.45 + 0.5 * 0.0, abs=1e-6)
+    assert [row["count"] for row in table] == [500, 500]
+
+
+def test_evaluate_demo_folder_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(DEMO), "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["size"] == len(list(DEMO.glob("*.eml")))
+    names = [t["name"] for t in result["targets"]]
+    assert names == ["category", "urgency"]
+    for target in result["targets"]:
+        assert 0.3 <= target["accuracy"] <= 1.0
+        assert sum(map(sum, target["confusion"])) == result["size"]
+        assert 0 <= target["coverage"] <= 1
+        assert 0 <= target["ece"] <= 1
+        assert sum(row["count"] for row in target["reliability"]) == result["size"]
+        assert set(target["per_class"]) == set(target["labels"])
+
+
+def test_evaluate_csv_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "set.csv"
+    rows = [
+        ("Where is my parcel", "Due last week, never arrived", "shipping_delivery", "high"),
+        ("Cancel my order", "Please cancel order 12345 before it ships", "cancellation", "normal"),
+        ("Invoice please", "Please send a VAT invoice for 5555", "billing_payment", "normal"),
+        ("Love the mugs", "Just wanted to say thank you, they are lovely", "feedback", "low"),
+    ]
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject", "body", "category", "urgency"])
+        writer.writerows(rows)
+    assert main(["evaluate", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "4 labelled messages" in out
+    assert "confusion" in out and "calibration" in out and "macro-F1" in out
+
+
+def test_evaluate_rejects_a_csv_without_label_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("subject,body\nhi,there\n", encoding="utf-8")
+    assert main(["evaluate", str(data)]) == 4
+    assert "lacks the column(s) category, urgency" in capsys.readouterr().err
+
+
+def test_explain_german_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(DEMO / "demo-002.eml")]) == 0
+    out = capsys.readouterr().out
+    assert "language" in out and " de" in out
+    assert "probabilities" in out and "what pushed the decision" in out
+    assert "priority score" in out
+
+
+def test_explain_automated_message_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(DEMO / "demo-037.eml"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["automated"]
+    automated = [t for t in record["terms"] if t["name"] == "automated"]
+    assert automated and automated[0]["points"] < 0
+    assert record["explanation"]["category"]
+
+
+def test_explain_says_when_a_cue_decided(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(DEMO / "demo-020.eml")]) == 0
+    out = capsys.readouterr().out
+    assert "urgency decided by a cue" in out
+
+
+def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triage", str(DEMO), "--format", "json"]) == 0
+    first = json.loads(capsys.readouterr().out)[0]
+    assert main(["explain", first["message_id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["message_id"] == first["message_id"]
+    assert main(["explain", "<nope@nowhere>"]) == 4
