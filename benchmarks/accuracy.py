@@ -1,0 +1,171 @@
+"""Accuracy of supportcli's pipeline against plain scikit-learn baselines, side by side.
+
+Run:  python benchmarks/accuracy.py [--quick]
+
+For each labelled set in ../shared/data (skipped when absent) and for samples/ itself:
+5-fold stratified cross-validation with a fixed seed, the same folds for every method:
+  1. supportcli's training pipeline (model.build_pipeline),
+  2. TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + LinearSVC,
+  3. the same features + ComplementNB.
+Then the shipped default model (trained on samples/ only) on ABCD and bitext without training
+on them. Prints tables of macro-F1 and accuracy, throughput, and training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from supportcli import dataset, model, registry, resources  # noqa: E402
+from supportcli.config import load_settings  # noqa: E402
+from supportcli.features import to_text  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+SEED = 0
+
+
+def baseline_svc() -> object:
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC())
+
+
+def baseline_nb() -> object:
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), ComplementNB())
+
+
+METHODS: dict[str, Callable[[], object]] = {
+    "supportcli": model.build_pipeline,
+    "tfidf+LinearSVC": baseline_svc,
+    "tfidf+ComplementNB": baseline_nb,
+}
+
+
+def read_csv(
+    path: Path, target: str, keep: Callable[[dict[str, str]], bool] = lambda r: True
+) -> tuple[list[str], list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if keep(r) and r.get(target)]
+    return [to_text(r.get("subject", ""), r.get("body", "")) for r in rows], [
+        r[target] for r in rows
+    ]
+
+
+def sets(quick: bool) -> list[tuple[str, str, list[str], list[str]]]:
+    out = []
+    samples = dataset.load_folder(resources.samples_dir())
+    out.append(("samples/ (category)", "category", samples.texts, samples.categories))
+    out.append(("samples/ (urgency)", "urgency", samples.texts, samples.urgencies))
+    if not DATA.is_dir():
+        print(f"note: {DATA} not found; only samples/ is measured", file=sys.stderr)
+        return out
+    standalone = lambda r: r.get("standalone_request") == "True"  # noqa: E731
+    specs = [
+        ("ABCD standalone", DATA / "abcd_humanfirst" / "dev.csv", "category", standalone),
+        ("banking77 (mapped)", DATA / "banking77" / "dev.csv", "category", lambda r: True),
+        ("bitext", DATA / "bitext_customer_service" / "dev.csv", "category", lambda r: True),
+        (
+            "hadoop priority",
+            DATA / "gitbugs_hadoop_priority" / "dev.csv",
+            "urgency",
+            lambda r: True,
+        ),
+        ("bueck tickets", DATA / "bueck_synthetic_tickets" / "dev.csv", "urgency", lambda r: True),
+    ]
+    for name, path, target, keep in specs:
+        texts, labels = read_csv(path, target, keep)
+        if quick and len(texts) > 3000:
+            rng = np.random.default_rng(SEED)
+            idx = rng.choice(len(texts), 3000, replace=False)
+            texts, labels = [texts[i] for i in idx], [labels[i] for i in idx]
+        out.append((name, target, texts, labels))
+    return out
+
+
+def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, float]]:
+    y = np.asarray(labels)
+    counts = np.unique(y, return_counts=True)[1]
+    folds = StratifiedKFold(n_splits=min(5, int(counts.min())), shuffle=True, random_state=SEED)
+    X = np.asarray(texts, dtype=object)
+    results: dict[str, dict[str, float]] = {}
+    for name, make in METHODS.items():
+        predicted = np.empty(len(y), dtype=object)
+        fit_s = predict_s = 0.0
+        for train, test in folds.split(X, y):
+            pipeline = make()
+            t0 = time.perf_counter()
+            pipeline.fit(list(X[train]), y[train])  # type: ignore[attr-defined]
+            t1 = time.perf_counter()
+            predicted[test] = pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
+            fit_s += t1 - t0
+            predict_s += time.perf_counter() - t1
+        results[name] = {
+            "macro_f1": float(f1_score(y, predicted.astype(str), average="macro")),
+            "accuracy": float(accuracy_score(y, predicted.astype(str))),
+            "fit_s": fit_s,
+            "msgs_per_s": len(y) / predict_s,
+        }
+    return results
+
+
+def default_model_transfer() -> None:
+    if not DATA.is_dir():
+        return
+    loaded = registry.load_active(load_settings())
+    print("\nShipped default model (trained on samples/ only), never trained on these sets:")
+    print(f"{'set':22} {'n':>6} {'accuracy':>9} {'macro-F1':>9}")
+    standalone = lambda r: r.get("standalone_request") == "True"  # noqa: E731
+    for name, path, keep in (
+        ("ABCD standalone", DATA / "abcd_humanfirst" / "dev.csv", standalone),
+        ("bitext", DATA / "bitext_customer_service" / "dev.csv", lambda r: True),
+    ):
+        texts, labels = read_csv(path, "category", keep)
+        predicted = [p.category for p in loaded.model.predict(texts, loaded.model_id)]
+        print(
+            f"{name:22} {len(texts):>6} {accuracy_score(labels, predicted):>9.3f} "
+            f"{f1_score(labels, predicted, average='macro'):>9.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="at most 3,000 rows per set")
+    args = parser.parse_args()
+    header = f"{'set':22} {'target':8} {'n':>6}  " + "  ".join(f"{m:>18}" for m in METHODS)
+    print("5-fold stratified CV, seed 0, macro-F1 (accuracy)")
+    print(header)
+    totals = dict.fromkeys(METHODS, 0.0)
+    speed: dict[str, list[float]] = {m: [] for m in METHODS}
+    for name, target, texts, labels in sets(args.quick):
+        results = cross_validate(texts, labels)
+        cells = "  ".join(
+            f"{results[m]['macro_f1']:>10.3f} ({results[m]['accuracy']:.3f})" for m in METHODS
+        )
+        print(f"{name:22} {target:8} {len(texts):>6}  {cells}", flush=True)
+        for m in METHODS:
+            totals[m] += results[m]["macro_f1"]
+            speed[m].append(results[m]["msgs_per_s"])
+    print(f"{'sum of macro-F1':38}  " + "  ".join(f"{totals[m]:>18.3f}" for m in METHODS))
+    ratio = np.median(speed["supportcli"]) / np.median(speed["tfidf+LinearSVC"])
+    print(
+        f"classification throughput (median msgs/s): supportcli {np.median(speed['supportcli']):,.0f}"
+        f", baseline {np.median(speed['tfidf+LinearSVC']):,.0f}, ratio {ratio:.2f} (target ≥ 0.70)"
+    )
+    default_model_transfer()
+
+
+if __name__ == "__main__":
+    main()
