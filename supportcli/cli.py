@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from .commands.common import Context, parse_when, stderr_console, stdout_console
+from .commands.common import get_context as _ctx
 from .errors import ExitCode, SupportCliError, UsageError
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .config import Settings
 
 app = typer.Typer(
     name="supportcli",
@@ -46,35 +41,6 @@ class Urgency(StrEnum):
     low = "low"
 
 
-@dataclass
-class Context:
-    config: Path | None
-    verbose: int
-    quiet: bool
-
-    def settings(self) -> Settings:
-        from .config import load_settings
-
-        return load_settings(self.config)
-
-
-def _ctx(ctx: typer.Context) -> Context:
-    return ctx.obj if isinstance(ctx.obj, Context) else Context(None, 0, False)
-
-
-def stdout_console() -> Console:
-    from rich.console import Console
-
-    width = None if sys.stdout.isatty() else 160
-    return Console(width=width, soft_wrap=False, highlight=False)
-
-
-def stderr_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -90,23 +56,6 @@ def root(
 
     log.setup(verbose, quiet=quiet)
     ctx.obj = Context(config, verbose, quiet)
-
-
-def parse_when(value: str | None, *, name: str) -> datetime | None:
-    """An ISO date/time, or a span back from now such as 24h, 3d, 2w."""
-    if value is None:
-        return None
-    value = value.strip()
-    units = {"h": 1, "d": 24, "w": 24 * 7}
-    if value[:-1].isdigit() and value[-1:].lower() in units:
-        return datetime.now(UTC) - timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(
-            f"{name}: expected a date like 2026-11-20, 2026-11-20T09:00 or 24h/3d, got {value!r}"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
@@ -131,12 +80,22 @@ def triage(
         str | None, typer.Option("--as-of", help="Rank as of this time (default: now).")
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include answered threads.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Rank the store as it is, without syncing.")
+    ] = False,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this IMAP account (repeatable).")
+    ] = None,
     fmt: Annotated[
         TriageFormat, typer.Option("--format", "-f", help="Output format.")
     ] = TriageFormat.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
-    """Rank the threads awaiting a reply: what to answer first, and why."""
+    """Rank the threads awaiting a reply: what to answer first, and why.
+
+    With a PATH, rank that mailbox; with none, sync the configured IMAP accounts first
+    (unless --offline) and rank everything in the store.
+    """
     from . import workflows
 
     settings = _ctx(ctx).settings()
@@ -147,6 +106,9 @@ def triage(
     request = workflows.TriageRequest(
         path=path,
         demo=demo,
+        offline=offline,
+        accounts=tuple(account or ()),
+        interactive=_ctx(ctx).interactive,
         as_of=parse_when(as_of, name="--as-of"),
         since=parse_when(since, name="--since"),
         include_answered=show_all,
@@ -337,6 +299,14 @@ def train(
         markup=False,
     )
 
+
+def _register_subcommands() -> None:
+    from .commands import imap
+
+    imap.register(app)
+
+
+_register_subcommands()
 
 model_app = typer.Typer(help="List model versions and roll back.", no_args_is_help=True)
 app.add_typer(model_app, name="model")

@@ -71,8 +71,13 @@ def rank(
     as_of: datetime,
     *,
     include_answered: bool = False,
+    answered: frozenset[str] = frozenset(),
 ) -> list[TriageItem]:
-    """One item per thread that awaits a reply (or every thread), best first."""
+    """One item per thread that awaits a reply (or every thread), best first.
+
+    A thread is answered when its last message is the shop's, when the customer's last
+    message carries the IMAP \\Answered flag, or when a reply in the Sent folder refers to it
+    (``answered``: Message-IDs replied to)."""
     threads_per_sender: dict[str, int] = defaultdict(int)
     for thread in threads:
         for sender in {m.sender_addr for m in thread}:
@@ -83,8 +88,12 @@ def rank(
         if not customer:
             continue
         last = customer[-1]
-        answered = thread[-1].sender_addr in rules.shop_addresses or "\\Answered" in last.flags
-        if answered and not include_answered:
+        replied = (
+            thread[-1].sender_addr in rules.shop_addresses
+            or "\\Answered" in last.flags
+            or last.message_id in answered
+        )
+        if replied and not include_answered:
             continue
         prediction = predictions.get(last.message_id)
         if prediction is None:

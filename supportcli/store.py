@@ -116,10 +116,23 @@ def _m003_sync_runs(db: sqlite3.Connection) -> None:
     )
 
 
+def _m004_answered(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE answered (
+            message_id TEXT PRIMARY KEY,
+            via TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_messages,
     _m002_predictions_labels,
     _m003_sync_runs,
+    _m004_answered,
 ]
 
 
@@ -188,15 +201,46 @@ class Store:
 
     def add_messages(self, messages: Iterable[Message]) -> tuple[int, int]:
         """Insert messages, skipping ones already stored (by Message-ID). Returns (added, dupes)."""
+        return self.add_batch(list(messages), [], None)
+
+    def add_batch(
+        self,
+        messages: Sequence[Message],
+        failures: Sequence[ParseFailure],
+        cursor: SyncCursor | None,
+    ) -> tuple[int, int]:
+        """Messages, failures and the sync cursor after them in one transaction: a sync killed
+        at any point resumes exactly after the last batch that was stored."""
         added = dupes = 0
         with self.transaction() as db:
             for msg in messages:
-                cursor = db.execute(_INSERT_MESSAGE, _message_row(msg))
-                if cursor.rowcount:
+                if db.execute(_INSERT_MESSAGE, _message_row(msg)).rowcount:
                     added += 1
                 else:
                     dupes += 1
+            db.executemany(
+                "INSERT OR REPLACE INTO parse_failures (source, source_key, reason, seen_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(f.source, f.key, f.reason, _now()) for f in failures],
+            )
+            if cursor is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
+                    (cursor.account, cursor.folder, cursor.uidvalidity, cursor.last_uid, _now()),
+                )
         return added, dupes
+
+    def mark_answered(self, message_ids: Iterable[str], via: str) -> int:
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO answered VALUES (?, ?, ?)",
+                [(m, via, _now()) for m in message_ids],
+            )
+            return db.total_changes - before
+
+    def answered_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT message_id FROM answered")}
 
     def has_message(self, message_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,))

@@ -81,6 +81,9 @@ def classify_messages(
 class TriageRequest:
     path: str | None = None
     demo: bool = False
+    offline: bool = False  # rank what the store holds, without syncing first
+    accounts: tuple[str, ...] = ()
+    interactive: bool = False  # may prompt for a password
     as_of: datetime | None = None
     since: datetime | None = None
     include_answered: bool = False
@@ -97,26 +100,29 @@ class TriageResult:
     ingest: IngestResult
     model_id: str
     source: str
+    all_items: list[TriageItem] = field(default_factory=list)  # before filters
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+
+
+STORE_WINDOW = timedelta(days=60)  # how far back a store-wide triage looks
 
 
 def triage(settings: Settings, request: TriageRequest, store: Store | None = None) -> TriageResult:
+    """Rank a mailbox file/folder, the demo, or (no PATH) the store after an IMAP sync."""
     if request.demo:
         request.path = str(resources.demo_dir())
-    if not request.path:
-        raise UsageError(
-            "give a PATH to triage (mbox, Maildir, .eml folder or file, or -)",
-            hint="or --demo for the bundled demo inbox",
-        )
-    source = open_path(request.path)
     own_store = store is None
     store = store or Store(":memory:" if request.demo else settings.store_path)
     try:
-        result = ingest(source, store)
-        messages = store.messages(message_ids=result.message_ids)
-        if not messages and not result.failures:
-            raise SourceError(f"no messages found in {request.path}")
+        if request.path:
+            source_name, result = _ingest_path(store, request.path)
+            messages = store.messages(message_ids=result.message_ids)
+        else:
+            source_name, result = _sync_all(settings, store, request)
+            messages = store.messages(since=(request.as_of or datetime.now(UTC)) - STORE_WINDOW)
         loaded = registry.load_active(settings)
         predictions = classify_messages(store, loaded, messages)
+        answered = store.answered_ids()
     finally:
         if own_store:
             store.close()
@@ -125,16 +131,60 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if request.demo
         else datetime.now(UTC)
     )
+    items = rank_messages(
+        settings, messages, predictions, as_of, request.include_answered, answered
+    )
+    return TriageResult(
+        _filter(items, request),
+        as_of,
+        len(items),
+        result,
+        loaded.model_id,
+        source_name,
+        items,
+        predictions,
+    )
+
+
+def rank_messages(
+    settings: Settings,
+    messages: list[Message],
+    predictions: dict[str, Prediction],
+    as_of: datetime,
+    include_answered: bool = False,
+    answered: set[str] | frozenset[str] = frozenset(),
+) -> list[TriageItem]:
     rules = prioritize.Rules(
         settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
     )
-    threads = prioritize.group_threads(messages)
-    items = prioritize.rank(
-        threads, predictions, rules, as_of, include_answered=request.include_answered
+    return prioritize.rank(
+        prioritize.group_threads(messages),
+        predictions,
+        rules,
+        as_of,
+        include_answered=include_answered,
+        answered=frozenset(answered),
     )
-    total = len(items)
-    items = _filter(items, request)
-    return TriageResult(items, as_of, total, result, loaded.model_id, source.name)
+
+
+def _ingest_path(store: Store, path: str) -> tuple[str, IngestResult]:
+    source = open_path(path)
+    result = ingest(source, store)
+    if not result.message_ids and not result.failures:
+        raise SourceError(f"no messages found in {path}")
+    return source.name, result
+
+
+def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple[str, IngestResult]:
+    from . import sync
+
+    if request.offline:
+        return "store", IngestResult()
+    results = sync.sync(settings, store, request.accounts, interactive=request.interactive)
+    return "imap", IngestResult(
+        added=sum(r.added for r in results),
+        failures=[f for r in results for f in r.failures],
+    )
 
 
 def _filter(items: list[TriageItem], request: TriageRequest) -> list[TriageItem]:

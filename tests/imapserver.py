@@ -231,6 +231,19 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _login_retrying(imap: imapclient.IMAPClient, user: str, password: str) -> None:
+    """LOGIN, retried when Dovecot answers [UNAVAILABLE] (its auth process was too slow to
+    answer, which happens on a loaded machine); a wrong password is never retried."""
+    for attempt in range(4):
+        try:
+            imap.login(user, password)
+            return
+        except imapclient.exceptions.LoginError as exc:
+            if "UNAVAILABLE" not in str(exc) or attempt == 3:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 # ---------------------------------------------------------------------- server
 
 
@@ -577,7 +590,7 @@ service anvil {{
             if starttls and not ssl:
                 imap.starttls(context)
             if login:
-                imap.login(self.user, self.password)
+                _login_retrying(imap, self.user, self.password)
         except BaseException:
             imap.shutdown()
             raise

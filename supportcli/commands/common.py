@@ -1,0 +1,71 @@
+"""What every command module shares: the per-run context, consoles, and option parsing."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..config import Settings
+
+
+@dataclass
+class Context:
+    config: Path | None
+    verbose: int
+    quiet: bool
+
+    def settings(self) -> Settings:
+        from ..config import load_settings
+
+        return load_settings(self.config)
+
+    @property
+    def interactive(self) -> bool:
+        """A person at a terminal, who may be asked for a password."""
+        return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def get_context(ctx: typer.Context) -> Context:
+    root = ctx.find_root()
+    obj = root.obj if root is not None else ctx.obj
+    return obj if isinstance(obj, Context) else Context(None, 0, False)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 160
+    return Console(width=width, soft_wrap=False, highlight=False)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def parse_when(value: str | None, *, name: str) -> datetime | None:
+    """An ISO date/time, or a span back from now such as 24h, 3d, 2w."""
+    if value is None:
+        return None
+    value = value.strip()
+    units = {"h": 1, "d": 24, "w": 24 * 7}
+    if value[:-1].isdigit() and value[-1:].lower() in units:
+        return datetime.now(UTC) - timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{name}: expected a date like 2026-11-20, 2026-11-20T09:00 or 24h/3d, got {value!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

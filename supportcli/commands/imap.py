@@ -1,0 +1,242 @@
+"""IMAP commands: ``init`` (write an account into the config), ``sync`` and ``doctor``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ConfigError, ExitCode, UsageError
+from .common import get_context, stderr_console, stdout_console
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(sync)
+    app.command()(doctor)
+
+
+def init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Account name.")] = "shop",
+    host: Annotated[str | None, typer.Option("--host", help="IMAP server.")] = None,
+    username: Annotated[str | None, typer.Option("--username", help="Login name.")] = None,
+    security: Annotated[str, typer.Option("--security", help="ssl, starttls or plain.")] = "ssl",
+    port: Annotated[int | None, typer.Option("--port", help="Default 993 (ssl) or 143.")] = None,
+    folder: Annotated[
+        list[str] | None, typer.Option("--folder", help="Folder to read (repeatable).")
+    ] = None,
+    sent_folder: Annotated[
+        str | None, typer.Option("--sent-folder", help="Your Sent folder (answered detection).")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help="How far back the first sync goes.")] = 30,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", help="Read the password from this variable.")
+    ] = None,
+    password_command: Annotated[
+        str | None, typer.Option("--password-command", help="A command printing the password.")
+    ] = None,
+    keyring: Annotated[
+        bool, typer.Option("--keyring", help="Use the system keyring (service 'supportcli').")
+    ] = False,
+    token_command: Annotated[
+        str | None,
+        typer.Option("--token-command", help="XOAUTH2: a command printing an access token."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="CA certificate for a self-hosted server.")
+    ] = None,
+    allow_insecure: Annotated[
+        bool, typer.Option("--allow-insecure", help="Allow security = plain.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing account.")] = False,
+) -> None:
+    """Add an IMAP account to the config file (mode 0600), from flags or prompts."""
+    from ..accounts import account_from_table, write_account_toml
+
+    context = get_context(ctx)
+    prompt = context.interactive
+    host = host or _ask(prompt, "IMAP server (host)")
+    username = username or _ask(prompt, "Login name")
+    if not (password_env or password_command or keyring or token_command):
+        if not prompt:
+            raise UsageError(
+                "say where the password comes from: --password-env, --password-command, "
+                "--keyring or --token-command"
+            )
+        password_env = typer.prompt(
+            "Environment variable holding the password", default="SUPPORTCLI_PASSWORD"
+        )
+    table: dict[str, Any] = {
+        "host": host,
+        "username": username,
+        "security": security,
+        "folders": list(folder or ["INBOX"]),
+        "first_sync_days": days,
+        "allow_insecure": allow_insecure,
+        "keyring": keyring,
+    }
+    optional = {
+        "port": port,
+        "sent_folder": sent_folder,
+        "password_env": password_env,
+        "password_command": password_command,
+        "token_command": token_command,
+        "ca_file": str(ca_file) if ca_file else None,
+        "auth": "xoauth2" if token_command else None,
+    }
+    table.update({k: v for k, v in optional.items() if v is not None})
+    account = account_from_table(name, table)
+    path = context.settings().config_path if context.config is None else context.config
+    _write_account(path, name, write_account_toml(account), force)
+    stderr_console().print(
+        f"wrote account {name} to {path} (mode 0600); check it with `supportcli doctor`",
+        markup=False,
+    )
+
+
+def _ask(allowed: bool, question: str) -> str:
+    if not allowed:
+        raise UsageError(f"missing {question.lower()}: give it as an option (see --help)")
+    return str(typer.prompt(question))
+
+
+def _write_account(path: Path, name: str, table: str, force: bool) -> None:
+    import tomllib
+
+    existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        current = tomllib.loads(existing)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if name in current.get("accounts", {}):
+        if not force:
+            raise UsageError(f"account {name!r} already exists in {path}", hint="use --force")
+        existing = _drop_table(existing, f"accounts.{name}")
+    text = (existing.rstrip() + "\n\n" if existing.strip() else "") + table
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _drop_table(text: str, header: str) -> str:
+    """Remove one ``[header]`` table (up to the next table) from TOML text."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped == f"[{header}]"
+        if not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def sync(
+    ctx: typer.Context,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
+    ] = None,
+) -> None:
+    """Fetch new mail from the configured IMAP accounts into the store (read-only)."""
+    from .. import sync as sync_workflow
+    from ..store import Store
+
+    context = get_context(ctx)
+    settings = context.settings()
+    with Store(settings.store_path) as store, _progress(context.quiet) as advance:
+        results = sync_workflow.sync(
+            settings,
+            store,
+            tuple(account or ()),
+            interactive=context.interactive,
+            progress=advance,
+        )
+    if not context.quiet:
+        console = stderr_console()
+        for r in results:
+            skipped = f", {len(r.failures)} unreadable" if r.failures else ""
+            answered = f", {r.answered} answered in Sent" if r.answered else ""
+            console.print(f"{r.account}: {r.added} new{skipped}{answered}", markup=False)
+
+
+class _progress:
+    """A progress counter on a terminal; nothing at all under cron."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = sys.stderr.isatty() and not quiet and not os.environ.get("NO_COLOR")
+        self.progress: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.completed} messages"),
+            transient=True,
+            console=stderr_console(),
+        )
+        self.progress.start()
+        task = self.progress.add_task("sync", total=None)
+        return lambda n: self.progress.advance(task, n)
+
+    def __exit__(self, *_: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def doctor(
+    ctx: typer.Context,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
+    ] = None,
+) -> None:
+    """Check config, credentials, network, TLS, login, folders and the model, one line each."""
+    from .. import doctor as checks
+    from ..sync import configured_accounts
+
+    context = get_context(ctx)
+    settings = context.settings()
+    console = stdout_console()
+    all_checks = []
+    for acct in configured_accounts(settings, tuple(account or ())):
+        found = checks.run_checks(
+            acct, interactive=context.interactive, extra=[lambda: _model_check(settings)]
+        )
+        console.print(f"account {acct.name}", markup=False)
+        for check in found:
+            mark = "✓" if check.ok else "✗"
+            hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
+            console.print(f"  {mark} {check.name}: {check.detail}{hint}", markup=False)
+        all_checks += found
+    if not checks.all_ok(all_checks):
+        raise typer.Exit(int(_exit_code(all_checks)))
+
+
+def _model_check(settings: Any) -> Any:
+    from .. import registry
+    from ..doctor import Check
+    from ..errors import ModelError
+
+    try:
+        loaded = registry.load_active(settings)
+    except ModelError as exc:
+        return Check("model", False, exc.message, exc.hint or "")
+    return Check("model", True, f"{loaded.model_id} ({loaded.meta.get('n_samples', '?')} samples)")
+
+
+def _exit_code(found: list[Any]) -> ExitCode:
+    first = next(c for c in found if not c.ok and not c.skipped)
+    if first.name in ("config", "credentials"):
+        return ExitCode.CONFIG
+    if first.name == "model":
+        return ExitCode.MODEL
+    return ExitCode.SOURCE
