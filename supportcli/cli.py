@@ -300,6 +300,71 @@ def train(
     )
 
 
+class ReportFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    html = "html"
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Report format.")] = (
+        ReportFormat.text
+    ),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+    mail_to: Annotated[
+        list[str] | None,
+        typer.Option("--mail-to", help="Mail the report (text + HTML) via [smtp] (repeatable)."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Report on the store as it is, without syncing.")
+    ] = False,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this IMAP account (repeatable).")
+    ] = None,
+    fail_on: Annotated[
+        Urgency | None,
+        typer.Option("--fail-on", help="Exit 10 when items of this urgency or higher wait."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Append a one-line summary per run.")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Report as of this time (default: now).")
+    ] = None,
+) -> None:
+    """The morning report, for cron: sync, rank, write or mail; never prompts."""
+    from datetime import UTC, datetime
+
+    from . import reporting
+
+    started = datetime.now(UTC)
+    request = reporting.ReportRequest(
+        fmt=fmt.value,
+        offline=offline,
+        accounts=tuple(account or ()),
+        mail_to=tuple(mail_to or ()),
+        as_of=parse_when(as_of, name="--as-of"),
+    )
+    result = reporting.run_report(_ctx(ctx).settings(), request)
+    if output is not None:
+        with _open_output(output) as handle:
+            handle.write(result.text)
+    elif not result.mailed_to:
+        sys.stdout.write(result.text)
+    if log_file is not None:
+        try:
+            with log_file.open("a", encoding="utf-8") as handle:
+                handle.write(reporting.log_line(result, started))
+        except OSError as exc:
+            raise UsageError(f"cannot append to {log_file}: {exc.strerror}") from None
+    if not _ctx(ctx).quiet and result.mailed_to:
+        stderr_console().print(f"report mailed to {', '.join(result.mailed_to)}", markup=False)
+    if fail_on is not None and reporting.fail_on(result.items, fail_on.value):
+        raise typer.Exit(int(ExitCode.ITEMS_WAITING))
+
+
 def _register_subcommands() -> None:
     from .commands import imap
 

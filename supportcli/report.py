@@ -79,8 +79,8 @@ class ModelHealth:
 
     @property
     def drifted(self) -> bool:
-        enough = sum(self.this_week.values()) >= self.min_messages and sum(self.training.values())
-        return bool(enough) and self.drift > self.threshold
+        week, trained = sum(self.this_week.values()), sum(self.training.values())
+        return week >= self.min_messages and trained > 0 and self.drift > self.threshold
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,15 @@ def category_drift(this_week: Counter[str], training: Counter[str]) -> float:
     a, b = sum(this_week.values()), sum(training.values())
     if not a or not b:
         return 0.0
-    return 0.5 * sum(abs(this_week[c] / a - training[c] / b) for c in set(this_week) | set(training))
+    categories = set(this_week) | set(training)
+    return 0.5 * sum(abs(this_week[c] / a - training[c] / b) for c in categories)
 
 
-def overdue_by_urgency(items: Iterable[TriageItem], sla_hours: Mapping[str, float],
-                       now: datetime, hours: bh.BusinessHours | None) -> dict[str, list[OverdueItem]]:
+def overdue_by_urgency(
+    items: Iterable[TriageItem], sla_hours: Mapping[str, float], now: datetime,
+    hours: bh.BusinessHours | None,
+) -> dict[str, list[OverdueItem]]:
+    """Items past their response target, grouped by urgency (urgent first), latest first."""
     groups: dict[str, list[OverdueItem]] = defaultdict(list)
     for item in items:
         target = sla_hours.get(item.urgency, 24.0)
@@ -193,9 +197,7 @@ def local(value: datetime | None, timezone: str, fmt: str = "%a %d %b %Y %H:%M %
     return value.astimezone(bh.zone(timezone)).strftime(fmt) if value else "never"
 
 
-def sender(m: Message | OrderMention) -> str:
-    if isinstance(m, OrderMention):
-        return m.sender
+def sender(m: Message) -> str:
     return f"{m.sender_name} <{m.sender_addr}>" if m.sender_name else m.sender_addr
 
 
@@ -224,18 +226,27 @@ def _order(keys: Iterable[str]) -> list[str]:
 # -- text -------------------------------------------------------------------------------
 
 
+def _width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
 def _cols(text: str) -> int:
-    return sum(0 if unicodedata.combining(ch) else
-               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return sum(_width(ch) for ch in text)
 
 
 def clip(text: str, width: int = WIDTH) -> str:
     """``text`` cut to ``width`` terminal columns (wide characters count twice)."""
-    if _cols(text) <= width:
-        return text
-    while text and _cols(text) > width - 1:
-        text = text[:-1]
-    return text + "…"
+    used = 0
+    for n, ch in enumerate(text):
+        used += _width(ch)
+        if used > width:
+            head = text[:n]
+            while _cols(head) > width - 1:  # room for the ellipsis: at most two steps
+                head = head[:-1]
+            return head + "…"
+    return text
 
 
 def cell(value: object, width: int) -> str:
@@ -271,7 +282,7 @@ def render_html(data: ReportData) -> str:
     return _render("report.html.j2", data)
 
 
-def chart_geometry(volume: Mapping[date, Mapping[str, int]], width: int = 680) -> dict[str, Any]:
+def chart_geometry(volume: Mapping[date, Mapping[str, int]], width: int = 760) -> dict[str, Any]:
     """Positions for a stacked bar chart of messages per day and category (drawn in SVG)."""
     cats = categories_by_volume(volume)
     color = {c: PALETTE[n % len(PALETTE)] for n, c in enumerate(cats)}
@@ -342,11 +353,12 @@ def _mix(health: ModelHealth) -> list[tuple[str, float, float]]:
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
         loader=PackageLoader("supportcli", "templates"),
-        autoescape=lambda name: bool(name and name.endswith((".html.j2", ".svg.j2"))),
+        # HTML and SVG templates escape everything; text and markdown have their own filters
+        autoescape=select_autoescape(["html.j2", "svg.j2"], default_for_string=True),
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(

@@ -45,7 +45,9 @@ def check_class_sizes(
         )
 
 
-def _meta(name: str, trained: Any, texts: int, extra: dict[str, Any]) -> dict[str, Any]:
+def _meta(
+    name: str, trained: Any, texts: int, extra: dict[str, Any], categories: Sequence[str] = ()
+) -> dict[str, Any]:
     return {
         "name": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -54,6 +56,7 @@ def _meta(name: str, trained: Any, texts: int, extra: dict[str, Any]) -> dict[st
         "urgencies": trained.urgencies,
         "metrics": trained.metrics,
         "feature_schema": trained.feature_schema,
+        "category_counts": dict(sorted(Counter(categories).items())),
         **extra,
     }
 

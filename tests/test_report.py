@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 
@@ -15,7 +16,8 @@ from supportcli.records import Message, Prediction, ScoreTerm, TriageItem
 
 NOW = datetime(2024, 6, 11, 7, 0, tzinfo=UTC)  # a Tuesday, 08:00 in London
 SLA = {"urgent": 2.0, "high": 8.0, "normal": 24.0, "low": 72.0}
-HOSTILE_SUBJECT = '<script>alert(1)</script>" onmouseover="x()" \x1b[31mred\x1b[0m [bold red]boom[/]'
+HOSTILE_SUBJECT = ('<script>alert(1)</script>" onmouseover="x()" '
+                   "\x1b[31mred\x1b[0m [bold red]boom[/]")
 HOSTILE_NAME = '\x1b]8;;https://evil.example/\x07Click\x1b]8;;\x07 <img src=x onerror=alert(2)>'
 URL_SUBJECT = "see https://evil.example/pay and www.evil.example now"
 WIDE_SUBJECT = "注文した商品がまだ届いていません。至急確認してください。" * 3
@@ -69,7 +71,9 @@ def sample_items() -> list[TriageItem]:
     return items
 
 
-def sample_data(*, this_week: dict[str, int] | None = None, hours: bool = True) -> report.ReportData:
+def sample_data(
+    *, this_week: dict[str, int] | None = None, hours: bool = True
+) -> report.ReportData:
     items = sample_items()
     business = parse_business_hours("Mon-Fri 09:00-17:30", "Europe/London") if hours else None
     threads = [[i.message] for i in items]
@@ -231,20 +235,44 @@ def test_review_share() -> None:
 # -- hostile text -------------------------------------------------------------------------
 
 
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+ALLOWED_TAGS = {"html", "head", "meta", "title", "body", "div", "h1", "h2", "h3", "p", "br",
+                "table", "tr", "th", "td", "span", "strong", "ul", "li", "svg", "rect", "line",
+                "text"}
+
+
 def test_html_escapes_hostile_mail_text_and_fetches_nothing() -> None:
     html = report.render_html(sample_data())
     lowered = html.lower()
     assert "<script" not in lowered and "javascript:" not in lowered
     assert "http://" not in lowered and "https://" not in lowered
-    assert "src=" not in lowered and "href=" not in lowered and "url(" not in lowered
-    assert "<img" not in lowered and "<link" not in lowered and "@import" not in lowered
+    assert "url(" not in lowered and "@import" not in lowered
     assert "\x1b" not in html and "]8;;" not in html
-    assert '" onmouseover' not in html and "<b>" not in html
+    parser = _Tags()
+    parser.feed(html)
+    assert {tag for tag, _ in parser.tags} <= ALLOWED_TAGS
+    for tag, attrs in parser.tags:
+        for name in attrs:
+            assert name not in {"src", "href", "xlink:href", "srcset", "action", "background"}
+            assert not name.startswith("on"), (tag, name)
+    # the hostile strings are there, as text
+    text = "".join(parser.text)
+    assert '<script>alert(1)</script>" onmouseover="x()" red [bold red]boom[/]' in text
+    assert "Click <img src=x onerror=alert(2)>" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&#34; onmouseover=&#34;x()&#34;" in html
-    assert "red [bold red]boom[/]" in html  # rich markup shown literally, escapes gone
-    assert "&lt;img src=x" not in html  # the hostile <img ...> stays text (defanged, escaped)
-    assert "&lt;img" in html
-    assert "https[:]//evil.example/pay" in html and "www[.]evil.example" in html
+    assert "https[:]//evil.example/pay" in text and "www[.]evil.example" in text
     assert "Tea &amp; Co &lt;b&gt;" in html
 
 
@@ -259,7 +287,8 @@ def test_text_and_markdown_strip_escapes_and_defang_urls() -> None:
     text, md = report.render_text(data), report.render_markdown(data)
     for out in (text, md):
         assert "\x1b" not in out and "\x07" not in out
-        assert "https://" not in out and "https[:]//evil.example" in out
+        assert "https://" not in out and "www.evil" not in out
+    assert "https[:]//evil.example" in text and r"https\[:\]//evil.example" in md
     assert '<script>alert(1)</script>" onmouseover="x()" red [bold red]boom[/]' in text
     assert r"\[bold red\]boom\[/\]" in md and "&lt;script&gt;" in md
 

@@ -1,0 +1,258 @@
+"""The morning-report workflow: lock, sync, triage, build the report data, deliver, and
+remember the run only when it succeeded. Nothing here prints."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import hours as bh
+from . import prioritize, report, workflows
+from .config import Settings
+from .errors import ConfigError, StoreError
+from .records import TriageItem
+from .store import Store
+
+LOCK_FILE = "report.lock"
+
+
+@dataclass
+class ReportRequest:
+    fmt: str = "text"
+    offline: bool = False
+    accounts: tuple[str, ...] = ()
+    mail_to: tuple[str, ...] = ()
+    as_of: datetime | None = None
+
+
+@dataclass
+class ReportResult:
+    text: str  # the report in the requested format
+    data: report.ReportData
+    items: list[TriageItem]
+    mailed_to: tuple[str, ...] = ()
+    failures: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """An exclusive lock for the whole run; a second overlapping run fails at once.
+
+    flock is released by the kernel when the process dies, so a killed run never leaves a
+    stale lock behind.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"another supportcli report is running (lock held on {state_dir / LOCK_FILE})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_report(settings: Settings, request: ReportRequest) -> ReportResult:
+    with run_lock(settings.state_dir), Store(settings.store_path) as store:
+        run_id = store.start_run("report")
+        try:
+            result = _build(settings, store, request)
+            if request.mail_to:
+                _mail(settings, request.mail_to, result)
+                result.mailed_to = request.mail_to
+        except BaseException:
+            store.finish_run(run_id, "failed", {})
+            raise
+        store.finish_run(run_id, "ok", result.summary)
+    return result
+
+
+def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportResult:
+    report_cfg = settings.raw.get("report", {})
+    if not isinstance(report_cfg, dict):
+        raise ConfigError("config: [report] must be a table")
+    business = bh.from_config(report_cfg)
+    timezone = str(report_cfg.get("timezone", "UTC"))
+    bh.zone(timezone)  # a bad time zone is a config error before any work
+    last = last_report_at(store)
+    triage = workflows.triage(
+        settings,
+        workflows.TriageRequest(
+            offline=request.offline, accounts=request.accounts, as_of=request.as_of
+        ),
+        store=store,
+    )
+    now = triage.as_of
+    items = triage.all_items
+    data = build_data(settings, store, triage, items, now, last, business, timezone)
+    text = {
+        "text": report.render_text,
+        "markdown": report.render_markdown,
+        "html": report.render_html,
+    }[request.fmt](data)
+    summary = {
+        "awaiting": len(items),
+        "urgent": data.headline.urgent,
+        "new_since_last": data.headline.new_since_last,
+        "needs_review": data.headline.needs_review,
+        "failures": len(triage.ingest.failures),
+    }
+    return ReportResult(text, data, items, failures=len(triage.ingest.failures), summary=summary)
+
+
+def build_data(
+    settings: Settings,
+    store: Store,
+    triage: workflows.TriageResult,
+    items: Sequence[TriageItem],
+    now: datetime,
+    last: datetime | None,
+    business: bh.BusinessHours | None,
+    timezone: str,
+) -> report.ReportData:
+    messages = store.messages(since=now - timedelta(days=15))
+    shop = frozenset(settings.shop_addresses)
+    customer = [m for m in messages if m.sender_addr not in shop]
+    predictions = triage.predictions
+    since_last = last or now - timedelta(days=1)
+    week = [
+        m for m in customer if m.date >= now - timedelta(days=7) and m.message_id in predictions
+    ]
+    local_today = now.astimezone(bh.zone(timezone)).date()
+    loaded_meta = _model_meta(settings)
+    return report.ReportData(
+        generated_at=now,
+        headline=report.Headline(
+            new_since_last=sum(1 for m in customer if m.date > since_last),
+            awaiting=len(items),
+            urgent=sum(1 for i in items if i.urgency == "urgent"),
+            needs_review=sum(1 for i in items if i.prediction.needs_review),
+        ),
+        top_items=list(items[: report.TOP_N]),
+        overdue=report.overdue_by_urgency(items, settings.sla_hours, now, business),
+        by_category=report.counts_by_category(items),
+        daily_volume=report.daily_volume(
+            (
+                (m.date, predictions[m.message_id].category)
+                for m in customer
+                if m.message_id in predictions
+            ),
+            local_today,
+            timezone,
+        ),
+        oldest=report.oldest_waiting(items),
+        shared_orders=report.shared_order_numbers(prioritize.group_threads(customer)),
+        health=report.ModelHealth(
+            model_id=triage.model_id,
+            needs_review=sum(1 for m in week if predictions[m.message_id].needs_review),
+            classified=len(week),
+            this_week=Counter(predictions[m.message_id].category for m in week),
+            training=Counter(loaded_meta.get("category_counts") or _sample_counts()),
+        ),
+        timezone=timezone,
+        shop_name=settings.raw.get("report", {}).get("shop_name"),
+        last_report_at=last,
+        sla_hours=settings.sla_hours,
+        business_hours=business.describe() if business else None,
+    )
+
+
+def _model_meta(settings: Settings) -> dict[str, Any]:
+    from . import artifacts, registry
+
+    return artifacts.read_meta(registry.active_dir(settings))
+
+
+def _sample_counts() -> Counter[str]:
+    import csv
+
+    from . import resources
+
+    with (resources.samples_dir() / "labels.csv").open(newline="", encoding="utf-8") as handle:
+        return Counter(row["category"] for row in csv.DictReader(handle))
+
+
+def last_report_at(store: Store) -> datetime | None:
+    row = store.db.execute(
+        "SELECT max(started_at) FROM runs WHERE command = 'report' AND status = 'ok'"
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
+    from . import mailer
+
+    table = settings.raw.get("smtp", {})
+    smtp = mailer.smtp_from_config(table)
+    secret = smtp_secret(table) if isinstance(table, dict) else None
+    data = result.data
+    subject = f"Support triage: {data.headline.awaiting} awaiting, {data.headline.urgent} urgent"
+    mailer.send_report(
+        smtp, secret, list(to), subject, report.render_text(data), report.render_html(data)
+    )
+
+
+def smtp_secret(table: dict[str, Any]) -> str | None:
+    """The SMTP password from the environment, a command or the keyring; never a prompt.
+
+    None when the table names no credential source (a relay that needs no login)."""
+    from . import log
+    from .credentials import run_secret_command
+
+    env = table.get("password_env")
+    if env:
+        value = os.environ.get(str(env), "")
+        if not value:
+            raise ConfigError(f"smtp.password_env: the variable {env} is not set")
+        log.add_secret(value)
+        return value
+    command = table.get("password_command")
+    if command:
+        return run_secret_command(command, "smtp.password_command")
+    if table.get("keyring"):
+        try:
+            import keyring
+
+            value = keyring.get_password("supportcli-smtp", str(table.get("username", "")))
+        except Exception as exc:
+            raise ConfigError(
+                f"smtp.keyring: the system keyring is not usable ({type(exc).__name__})"
+            ) from None
+        if not value:
+            raise ConfigError("smtp.keyring: no password stored for service supportcli-smtp")
+        log.add_secret(value)
+        return value
+    if table.get("username"):
+        raise ConfigError(
+            "smtp.username is set but no password source: set password_env, "
+            "password_command or keyring in [smtp]"
+        )
+    return None
+
+
+def fail_on(items: Sequence[TriageItem], level: str | None) -> bool:
+    """True when an item at ``level`` or above is waiting (for ``--fail-on``)."""
+    return bool(level) and any(prioritize.urgency_at_least(i.urgency, str(level)) for i in items)
+
+
+def log_line(result: ReportResult, started: datetime) -> str:
+    s = result.summary
+    mailed = f" mailed={','.join(result.mailed_to)}" if result.mailed_to else ""
+    return (
+        f"{started.astimezone(UTC).isoformat(timespec='seconds')} report ok "
+        f"awaiting={s['awaiting']} urgent={s['urgent']} new={s['new_since_last']} "
+        f"review={s['needs_review']} skipped={s['failures']}{mailed}\n"
+    )
