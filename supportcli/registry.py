@@ -69,8 +69,23 @@ def load_active(settings: Settings, model_dir: Path | None = None) -> LoadedMode
             f"the model in {directory} was built by another scikit-learn or supportcli version",
             hint="retrain it with `supportcli train`, or `supportcli model use default`",
         )
+    return _load_verified(directory, settings, str(meta["sha256"]))
+
+
+# Verified models already loaded in this process, by (directory, sha256 of the file).
+_LOADED: dict[tuple[Path, str], LoadedModel] = {}
+
+
+def _load_verified(directory: Path, settings: Settings, expected_sha: str) -> LoadedModel:
+    key = (directory.resolve(), expected_sha)
+    model_file = directory / artifacts.MODEL_FILE
+    cached = _LOADED.get(key)
+    if cached is not None and artifacts.sha256_file(model_file) == expected_sha:
+        return cached
     model, meta = artifacts.load(directory, trusted_roots(settings))
-    return LoadedModel(model, meta, directory)
+    _LOADED.clear()  # keep one model in memory, not every version ever used
+    _LOADED[key] = LoadedModel(model, meta, directory)
+    return _LOADED[key]
 
 
 def _version_mismatch(meta: dict[str, Any]) -> bool:
