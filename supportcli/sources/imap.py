@@ -11,28 +11,30 @@ Typical use (one transaction per batch, so a killed sync resumes where it stoppe
 
 Mailbox safety by construction: folders are opened with EXAMINE (read-only), bodies are read
 with ``BODY.PEEK`` so ``\\Seen`` is never set, and no STORE/EXPUNGE/MOVE/DELETE is ever sent.
-Big messages are fetched as headers + text parts only (see :mod:`.imap_structure`).
+Big messages are fetched as headers + text parts only. Raw FETCH/SEARCH over imaplib (with
+one batch prefetched), response parsing and the stand-in message for big mail live in
+:mod:`.imap_wire`.
 """
 
 from __future__ import annotations
 
 import imaplib
 import logging
-import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from ..accounts import ImapAccount
 from ..errors import ConfigError, SourceError
 from ..log import redact
 from ..records import RawMessage, SyncCursor
-from . import imap_structure
+from . import imap_wire
+from .imap_wire import Fetched
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ ANSWERED_BATCH = 500
 
 # A connection that broke mid-command: socket errors, TLS errors, timeouts, imaplib aborts.
 DROPPED: tuple[type[BaseException], ...] = (imaplib.IMAP4.abort, OSError)
-_MSGID = re.compile(rb"<([^<>\s]{1,250})>")
-_GMAIL_ITEMS = ("X-GM-MSGID", "X-GM-THRID")
 
 Client = Any  # an imapclient.IMAPClient, or a fake with the same methods
 Connect = Callable[[ImapAccount], Client]
@@ -350,7 +350,7 @@ class ImapSource:
 
     def fetch_new(
         self, folder: str, cursor: SyncCursor | None, since: date
-    ) -> Iterator[tuple[list[RawMessage], SyncCursor]]:
+    ) -> Generator[tuple[list[RawMessage], SyncCursor], None, None]:
         """New messages of ``folder`` in batches, each with the cursor to save once stored.
 
         First sync (no cursor, or a cursor of another UIDVALIDITY): messages SINCE ``since``.
@@ -378,14 +378,22 @@ class ImapSource:
         self, folder: str, progress: _Progress, since: date
     ) -> Iterator[tuple[list[RawMessage], SyncCursor]]:
         state = self.select(folder)
-        uids, after = self._new_uids(state, progress, since)
+        uids, after, big = self._new_uids(state, progress, since)
+        batches = [uids[i : i + self.batch_size] for i in range(0, len(uids), self.batch_size)]
+        small = [[uid for uid in batch if uid not in big] for batch in batches]
+        prefetch = _Prefetch(self, small, [*self._meta_items(), "BODY.PEEK[]"])
         last = after
-        for start in range(0, len(uids), self.batch_size):
-            batch = uids[start : start + self.batch_size]
-            raws = self._fetch_batch(folder, state.uidvalidity, batch)
-            last = batch[-1]
-            progress.cursor = SyncCursor(self.account.name, folder, state.uidvalidity, last)
-            yield raws, progress.cursor
+        try:
+            for index, batch in enumerate(batches):
+                fetched = prefetch.take(index)
+                fetched.update(self._fetch_large([uid for uid in batch if uid in big]))
+                prefetch.send(index + 1)  # the server prepares the next batch meanwhile
+                raws = self._raws(folder, state.uidvalidity, batch, fetched)
+                last = batch[-1]
+                progress.cursor = SyncCursor(self.account.name, folder, state.uidvalidity, last)
+                yield raws, progress.cursor
+        finally:
+            prefetch.drain()
         # Everything below UIDNEXT was either fetched or outside the window: skip it next time.
         final = max(last, (state.uidnext or 1) - 1)
         if progress.cursor is None or progress.cursor.last_uid != final:
@@ -394,14 +402,14 @@ class ImapSource:
 
     def _new_uids(
         self, state: FolderState, progress: _Progress, since: date
-    ) -> tuple[list[int], int]:
-        """(UIDs to fetch, ascending; the UID they come after)."""
+    ) -> tuple[list[int], int, set[int]]:
+        """(UIDs to fetch, ascending; the UID they come after; those too big to fetch whole)."""
         cursor = progress.cursor
         if cursor is not None and cursor.uidvalidity == state.uidvalidity:
             after = cursor.last_uid
             if state.uidnext is not None and state.uidnext <= after + 1:
-                return [], after  # nothing new: no SEARCH needed
-            criteria: list[Any] = ["UID", f"{after + 1}:*"]
+                return [], after, set()  # nothing new: no SEARCH needed
+            criteria = ["UID", f"{after + 1}:*"]
         else:
             if cursor is not None:
                 log.info(
@@ -411,32 +419,48 @@ class ImapSource:
                 progress.window = True
             after, criteria = 0, []
         if progress.window:
-            criteria += ["SINCE", since]
-        found = self.client.search(criteria)
+            criteria += ["SINCE", imap_wire.imap_date(since)]
         # "UID n:*" always matches the highest message, even when its UID is below n.
-        return sorted(uid for uid in found if uid > after), after
+        uids = sorted(uid for uid in self._search(criteria) if uid > after)
+        if not uids:
+            return [], after, set()
+        # Searched after the first SEARCH, so it sees every message that one found.
+        big = set(self._search([*criteria, "LARGER", str(WHOLE_MESSAGE_CAP)]))
+        return uids, after, big
 
-    def _fetch_batch(self, folder: str, uidvalidity: int, uids: list[int]) -> list[RawMessage]:
+    def _search(self, criteria: list[str]) -> list[int]:
+        conn = getattr(self.client, "_imap", None)
+        if conn is None:  # a fake client at the transport seam
+            return list(self.client.search(criteria))
+        return imap_wire.search(conn, criteria)
+
+    def _meta_items(self) -> list[str]:
         items = ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]
-        if self.is_gmail:
-            items += _GMAIL_ITEMS
-        meta = self.client.fetch(uids, items)
-        small = [u for u in uids if u in meta and _size(meta[u]) <= WHOLE_MESSAGE_CAP]
-        big = [u for u in uids if u in meta and _size(meta[u]) > WHOLE_MESSAGE_CAP]
-        bodies = self.client.fetch(small, ["BODY.PEEK[]"]) if small else {}
-        for uid in big:
-            bodies[uid] = {b"BODY[]": self._fetch_big(uid)}
+        return items + list(imap_wire.GMAIL_ITEMS) if self.is_gmail else items
+
+    def _fetch_large(self, uids: list[int]) -> Fetched:
+        """Flags and dates of big messages, with a stand-in body: headers + text parts."""
+        if not uids:
+            return {}
+        fetched: Fetched = dict(self.client.fetch(uids, self._meta_items()))
+        for uid, fields in fetched.items():
+            fields[b"BODY[]"] = self._fetch_big(uid)
+        return fetched
+
+    def _raws(
+        self, folder: str, uidvalidity: int, uids: list[int], fetched: Fetched
+    ) -> list[RawMessage]:
         source = f"{self.name}/{folder}"
         raws = []
         for uid in uids:
-            if uid not in meta:
+            fields = fetched.get(uid)
+            if fields is None:
                 continue  # expunged meanwhile
-            data = bodies.get(uid, {}).get(b"BODY[]")
-            flags = self._flags(meta[uid])
+            data = fields.get(b"BODY[]")
+            flags = imap_wire.flags_of(fields)
             if not isinstance(data, bytes):
                 data, flags = b"", (*flags, "error:the server sent no message body")
-            self.fetched_bytes += len(data)
-            received = _utc(meta[uid].get(b"INTERNALDATE"))
+            received = imap_wire.to_utc(fields.get(b"INTERNALDATE"))
             raws.append(RawMessage(source, f"{uidvalidity}:{uid}", data, flags, received))
         return raws
 
@@ -444,26 +468,14 @@ class ImapSource:
         """Header + text parts (capped) of one big message; attachments as placeholders."""
         got = self.client.fetch([uid], ["BODYSTRUCTURE", "BODY.PEEK[HEADER]"]).get(uid, {})
         header = got.get(b"BODY[HEADER]") or b""
-        texts, attachments = imap_structure.choose_parts(
-            imap_structure.parse_structure(got.get(b"BODYSTRUCTURE"))
+        texts, attachments = imap_wire.choose_parts(
+            imap_wire.parse_structure(got.get(b"BODYSTRUCTURE"))
         )
         wanted = [f"BODY.PEEK[{p.section}]<0.{TEXT_PART_CAP}>" for p in texts]
         parts = self.client.fetch([uid], wanted).get(uid, {}) if wanted else {}
         fetched = [(p, parts.get(f"BODY[{p.section}]<0>".encode()) or b"") for p in texts]
         self.fetched_bytes += len(header) + sum(len(d) for _, d in fetched)
-        return imap_structure.rebuild(header, fetched, attachments)
-
-    def _flags(self, meta: Mapping[bytes, Any]) -> tuple[str, ...]:
-        flags = [
-            f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f)
-            for f in meta.get(b"FLAGS", ())
-        ]
-        flags = [f for f in flags if f.lower() != "\\recent"]
-        for item in _GMAIL_ITEMS:
-            value = meta.get(item.encode())
-            if value is not None:
-                flags.append(f"{item}:{value}")
-        return tuple(flags)
+        return imap_wire.rebuild(header, fetched, attachments)
 
     # --- answered detection and the plain MessageSource protocol ----------------------------
 
@@ -482,16 +494,70 @@ class ImapSource:
             for data in response.values():
                 for key, value in data.items():
                     if key.startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
-                        found.update(m.decode("utf-8", "replace") for m in _MSGID.findall(value))
+                        found |= imap_wire.message_ids(value)
         return found
 
     def iter_messages(self) -> Iterator[RawMessage]:
         """Every configured folder, from ``cursors`` or else the first-sync window."""
         since = self.account.since()
-        with self:
+        opened_here = self._client is None
+        try:
             for folder in self.account.folders:
                 for batch, _ in self.fetch_new(folder, self.cursors.get(folder), since):
                     yield from batch
+        finally:
+            if opened_here:
+                self.close()
+
+
+class _Prefetch:
+    """UID FETCH of each batch's small messages (whole), at most one in flight.
+
+    ``send(i + 1)`` asks for the next batch before the caller works on batch ``i``, so the
+    server prepares it meanwhile; ``take(i)`` reads it. Nothing else may be sent while one is
+    in flight; ``drain()`` reads an answer nobody wants any more (e.g. the caller stopped).
+    """
+
+    def __init__(self, source: ImapSource, batches: list[list[int]], items: list[str]) -> None:
+        self.source = source
+        self.batches = batches
+        self.items = items
+        self.conn = getattr(source.client, "_imap", None)  # None: a fake client
+        self.in_flight: tuple[int, bytes] | None = None
+
+    def send(self, index: int) -> None:
+        if self.conn is not None and index < len(self.batches) and self.batches[index]:
+            self.in_flight = (
+                index,
+                imap_wire.send_fetch(self.conn, self.batches[index], self.items),
+            )
+
+    def take(self, index: int) -> Fetched:
+        uids = self.batches[index]
+        if not uids:
+            return {}
+        if self.conn is None:
+            return dict(self.source.client.fetch(uids, self.items))
+        if self.in_flight is None or self.in_flight[0] != index:
+            self.send(index)
+        assert self.in_flight is not None
+        tag, self.in_flight = self.in_flight[1], None
+        fetched = imap_wire.finish_fetch(self.conn, tag)
+        self.source.fetched_bytes += sum(len(f.get(b"BODY[]") or b"") for f in fetched.values())
+        # Whatever the fast parser could not read (or was expunged): ask imapclient.
+        missing = [uid for uid in uids if b"BODY[]" not in fetched.get(uid, {})]
+        if missing:
+            fetched.update(self.source.client.fetch(missing, self.items))
+        return {uid: fetched[uid] for uid in uids if uid in fetched}
+
+    def drain(self) -> None:
+        if self.in_flight is None or self.conn is None:
+            return
+        tag, self.in_flight = self.in_flight[1], None
+        try:
+            imap_wire.finish_fetch(self.conn, tag)
+        except Exception:  # broken or confused: never reuse this connection
+            self.source._discard()
 
 
 def open_source(account: ImapAccount, *, interactive: bool = False, **options: Any) -> ImapSource:
@@ -499,19 +565,6 @@ def open_source(account: ImapAccount, *, interactive: bool = False, **options: A
     from ..credentials import get_secret
 
     return ImapSource(account, get_secret(account, interactive=interactive), **options)
-
-
-def _size(meta: Mapping[bytes, Any]) -> int:
-    try:
-        return int(meta.get(b"RFC822.SIZE", 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _describe(exc: BaseException) -> str:
