@@ -128,11 +128,32 @@ def _m004_answered(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_tag_journal(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE tag_journal (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            account TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            removed_at TEXT
+        );
+        CREATE INDEX tag_journal_run ON tag_journal(run_id);
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_messages,
     _m002_predictions_labels,
     _m003_sync_runs,
     _m004_answered,
+    _m005_tag_journal,
 ]
 
 
@@ -351,6 +372,38 @@ class Store:
                 "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                 (_now(), status, json.dumps(summary), run_id),
             )
+
+    def journal_tags(
+        self, run_id: int, rows: Iterable[tuple[str, str, int, int, str, str]]
+    ) -> None:
+        """Record tags a run added: (account, folder, uidvalidity, uid, tag, kind)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO tag_journal (run_id, account, folder, uidvalidity, uid, tag, kind, "
+                "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row, _now()) for row in rows],
+            )
+
+    def journaled_tags(self, run_id: int) -> list[sqlite3.Row]:
+        return list(
+            self.db.execute(
+                "SELECT * FROM tag_journal WHERE run_id = ? AND removed_at IS NULL ORDER BY id",
+                (run_id,),
+            )
+        )
+
+    def mark_untagged(self, journal_ids: Iterable[int]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE tag_journal SET removed_at = ? WHERE id = ?",
+                [(_now(), i) for i in journal_ids],
+            )
+
+    def run_exists(self, run_id: int, command: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM runs WHERE id = ? AND command = ?", (run_id, command)
+        ).fetchone()
+        return row is not None
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(sync)
     app.command()(doctor)
+    app.command()(tag)
+    app.command()(untag)
 
 
 def init(
@@ -240,3 +242,75 @@ def _exit_code(found: list[Any]) -> ExitCode:
     if first.name == "model":
         return ExitCode.MODEL
     return ExitCode.SOURCE
+
+
+def tag(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Really change the mailbox (default: dry run).")
+    ] = False,
+    min_urgency: Annotated[
+        str | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
+    ] = None,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
+    ] = None,
+    sync_first: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Sync before tagging.")
+    ] = False,
+) -> None:
+    """Write the triage result back as IMAP keywords ($support_urgent …) or Gmail labels.
+
+    A dry run unless --apply: it lists exactly what would change. Every applied change is
+    journaled; `supportcli untag --run ID` removes exactly what that run added.
+    """
+    from .. import sanitize, tagging
+    from ..store import Store
+
+    context = get_context(ctx)
+    settings = context.settings()
+    if min_urgency is not None and min_urgency not in settings.urgencies:
+        raise UsageError(f"unknown urgency {min_urgency!r}")
+    with Store(settings.store_path) as store:
+        result = tagging.plan(settings, store, accounts=tuple(account or ()),
+                              min_urgency=min_urgency, offline=not sync_first)  # fmt: skip
+        if apply and result.changes:
+            result = tagging.apply(settings, store, result)
+    console = stdout_console()
+    verb = "added" if apply else "would add"
+    for change in result.changes:
+        t = change.target
+        console.print(
+            f"{verb} {' '.join(change.add)}  {t.account}/{t.folder} UID {t.uid}  "
+            f"{sanitize.for_terminal(t.subject, 60)}",
+            markup=False,
+        )
+    if not context.quiet:
+        done = f"run {result.run_id}: " if result.run_id else ""
+        note = "" if apply else " (dry run: nothing changed; add --apply)"
+        stderr_console().print(
+            f"{done}{len(result.changes)} message(s) {verb.split()[-1]}{note}", markup=False
+        )
+
+
+def untag(
+    ctx: typer.Context,
+    run: Annotated[int, typer.Option("--run", help="The run id printed by `tag --apply`.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Remove exactly the keywords or labels one `tag --apply` run added, nothing else."""
+    from .. import tagging
+    from ..store import Store
+
+    context = get_context(ctx)
+    settings = context.settings()
+    with Store(settings.store_path) as store:
+        rows = tagging.untag(settings, store, run, dry_run=dry_run)
+    console = stdout_console()
+    verb = "would remove" if dry_run else "removed"
+    for row in rows:
+        console.print(
+            f"{verb} {row['tag']}  {row['account']}/{row['folder']} UID {row['uid']}", markup=False
+        )
+    if not context.quiet:
+        stderr_console().print(f"{len(rows)} tag(s) {verb.split()[-1]}", markup=False)
