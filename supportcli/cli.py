@@ -367,8 +367,10 @@ def report(
 
 def _register_subcommands() -> None:
     from .commands import imap
+    from .commands.label import label_app
 
     imap.register(app)
+    app.add_typer(label_app, name="label")
 
 
 _register_subcommands()

@@ -16,12 +16,14 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import log
 from .accounts import Command, ImapAccount
 from .errors import ConfigError
 
 KEYRING_SERVICE = "supportcli"
+SMTP_KEYRING_SERVICE = "supportcli-smtp"
 COMMAND_TIMEOUT = 30.0  # seconds a password/token command may take
 
 
@@ -187,3 +189,40 @@ def _prompt(account: ImapAccount) -> Secret:
     if not value:
         raise ConfigError(f"no {what.lower()} entered for account {account.name}")
     return Secret(value, "prompt")
+
+
+def smtp_secret(table: dict[str, Any]) -> str | None:
+    """The SMTP password from the environment, a command or the keyring; never a prompt.
+
+    None when the table names no credential source (a relay that needs no login)."""
+    env = table.get("password_env")
+    if env:
+        value = os.environ.get(str(env), "")
+        if not value:
+            raise ConfigError(f"smtp.password_env: the variable {env} is not set")
+        log.add_secret(value)
+        return value
+    command = table.get("password_command")
+    if command:
+        return run_secret_command(command, "smtp.password_command")
+    if table.get("keyring"):
+        try:
+            import keyring
+
+            value = keyring.get_password(SMTP_KEYRING_SERVICE, str(table.get("username", "")))
+        except Exception as exc:
+            raise ConfigError(
+                f"smtp.keyring: the system keyring is not usable ({type(exc).__name__})"
+            ) from None
+        if not value:
+            raise ConfigError(
+                f"smtp.keyring: no password stored for service {SMTP_KEYRING_SERVICE}"
+            )
+        log.add_secret(value)
+        return value
+    if table.get("username"):
+        raise ConfigError(
+            "smtp.username is set but no password source: set password_env, "
+            "password_command or keyring in [smtp]"
+        )
+    return None

@@ -124,7 +124,8 @@ def mix(
             head_rank, s = heappop(heap)
             items = by_sender[s]
             i = None if senders[s] >= per_sender else next(
-                (i for i, m in enumerate(items) if threads[thread[m.message_id]] < per_thread), None)
+                (i for i, m in enumerate(items) if threads[thread[m.message_id]] < per_thread),
+                None)
             if i is None:
                 held.append((head_rank, s))
             elif rank[items[i].message_id] > head_rank:  # head blocked by its thread: re-rank
@@ -353,11 +354,13 @@ def import_csv(store: Store, path: Path, categories: Sequence[str],
             if reader.line_num < line:
                 break
             continue
+        if not any(cell.strip() for cell in row):
+            continue
         checked = _check_row(store, row, len(header), columns, lookup)
         if isinstance(checked, str):
             result.errors.append((line, checked))
         elif checked is None:
-            result.blank += 1 if any(cell.strip() for cell in row) else 0
+            result.blank += 1
         elif checked[0] in first_line:
             result.errors.append((line, f"duplicate id (first on line {first_line[checked[0]]})"))
         else:

@@ -194,53 +194,16 @@ def last_report_at(store: Store) -> datetime | None:
 
 def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
     from . import mailer
+    from .credentials import smtp_secret
 
     table = settings.raw.get("smtp", {})
     smtp = mailer.smtp_from_config(table)
-    secret = smtp_secret(table) if isinstance(table, dict) else None
+    secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
     data = result.data
     subject = f"Support triage: {data.headline.awaiting} awaiting, {data.headline.urgent} urgent"
     mailer.send_report(
         smtp, secret, list(to), subject, report.render_text(data), report.render_html(data)
     )
-
-
-def smtp_secret(table: dict[str, Any]) -> str | None:
-    """The SMTP password from the environment, a command or the keyring; never a prompt.
-
-    None when the table names no credential source (a relay that needs no login)."""
-    from . import log
-    from .credentials import run_secret_command
-
-    env = table.get("password_env")
-    if env:
-        value = os.environ.get(str(env), "")
-        if not value:
-            raise ConfigError(f"smtp.password_env: the variable {env} is not set")
-        log.add_secret(value)
-        return value
-    command = table.get("password_command")
-    if command:
-        return run_secret_command(command, "smtp.password_command")
-    if table.get("keyring"):
-        try:
-            import keyring
-
-            value = keyring.get_password("supportcli-smtp", str(table.get("username", "")))
-        except Exception as exc:
-            raise ConfigError(
-                f"smtp.keyring: the system keyring is not usable ({type(exc).__name__})"
-            ) from None
-        if not value:
-            raise ConfigError("smtp.keyring: no password stored for service supportcli-smtp")
-        log.add_secret(value)
-        return value
-    if table.get("username"):
-        raise ConfigError(
-            "smtp.username is set but no password source: set password_env, "
-            "password_command or keyring in [smtp]"
-        )
-    return None
 
 
 def fail_on(items: Sequence[TriageItem], level: str | None) -> bool:
