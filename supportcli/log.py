@@ -27,10 +27,19 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
+    """Replaces every registered secret in the message and in any traceback it carries."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = redact(record.getMessage())
-            record.msg, record.args = message, None
+        if not _SECRETS:
+            return True
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
