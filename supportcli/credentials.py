@@ -209,17 +209,17 @@ def smtp_secret(table: dict[str, Any]) -> str | None:
         try:
             import keyring
 
-            value = keyring.get_password(SMTP_KEYRING_SERVICE, str(table.get("username", "")))
+            stored = keyring.get_password(SMTP_KEYRING_SERVICE, str(table.get("username", "")))
         except Exception as exc:
             raise ConfigError(
                 f"smtp.keyring: the system keyring is not usable ({type(exc).__name__})"
             ) from None
-        if not value:
+        if not stored:
             raise ConfigError(
                 f"smtp.keyring: no password stored for service {SMTP_KEYRING_SERVICE}"
             )
-        log.add_secret(value)
-        return value
+        log.add_secret(stored)
+        return stored
     if table.get("username"):
         raise ConfigError(
             "smtp.username is set but no password source: set password_env, "
