@@ -31,7 +31,8 @@ class Rules:
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
-    """Threads by Message-ID links (In-Reply-To, References), else by sender + subject."""
+    """Threads by Gmail's thread id when there is one, Message-ID links (In-Reply-To,
+    References), else by sender + subject."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -47,8 +48,12 @@ def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
             parent[rb] = ra
 
     by_subject: dict[tuple[str, str], str] = {}
+    by_gmail_thread: dict[str, str] = {}
     for m in messages:
         find(m.message_id)
+        for flag in m.flags:  # Gmail tells its own thread id: trust it over headers
+            if flag.startswith("X-GM-THRID:"):
+                union(by_gmail_thread.setdefault(flag, m.message_id), m.message_id)
         for linked in (m.in_reply_to, *m.references):
             if linked:
                 union(m.message_id, linked)

@@ -97,3 +97,10 @@ def test_category_weight_and_sender_history_terms() -> None:
     assert weighted.score > base.score
     repeat = score(message(), prediction(), RULES, NOW, history=2)
     assert any(t.name == "sender history" and t.points > 0 for t in repeat.terms)
+
+
+def test_gmail_thread_id_joins_messages_without_headers() -> None:
+    a = message("a@x", subject="Parcel", flags=("X-GM-THRID:1234",))
+    b = message("b@x", sender="ann2@example.com", subject="Other", flags=("X-GM-THRID:1234",))
+    c = message("c@x", sender="zed@example.com", subject="Else", flags=("X-GM-THRID:999",))
+    assert sorted(len(g) for g in group_threads([a, b, c])) == [1, 2]
