@@ -266,8 +266,9 @@ def train(
         bool, typer.Option("--default", help="Rebuild the shipped models/default from samples/.")
     ] = False,
     own_weight: Annotated[
-        float, typer.Option("--own-weight", min=0.1, help="Weight of your own labels.")
-    ] = 3.0,
+        float | None,
+        typer.Option("--own-weight", min=0.1, help="Weight of your own labels (default 3)."),
+    ] = None,
 ) -> None:
     """Train the model on samples/ plus your own labels and print its metrics.
 
@@ -285,7 +286,8 @@ def train(
         if output is not None or default or (not has_labels and in_checkout and not force):
             result = training.train_default(output)
         else:
-            result = training.train_shop(settings, store, force=force, own_weight=own_weight)
+            weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
+            result = training.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
     console.print(render.metrics_table("category (5-fold cross-validation)", metrics["category"]))
