@@ -60,11 +60,17 @@ def setup(verbosity: int, *, quiet: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    if verbosity < 2:
+        handler.addFilter(_quiet_third_parties)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, "_supportcli", False):
+            root.removeHandler(old)
+    handler._supportcli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # third-party chatter only at -vv
-    for noisy in ("imapclient", "charset_normalizer", "inscriptis"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def _quiet_third_parties(record: logging.LogRecord) -> bool:
+    """Libraries' info and debug chatter (imapclient's protocol trace…) only at -vv."""
+    return record.name.startswith("supportcli") or record.levelno >= logging.WARNING

@@ -22,8 +22,16 @@ from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
 BUSY_TIMEOUT_MS = 10_000
 
 
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run DDL statements one by one (executescript would commit the open transaction)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _m001_messages(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE messages (
             id INTEGER PRIMARY KEY,
@@ -63,12 +71,13 @@ def _m001_messages(db: sqlite3.Connection) -> None:
             seen_at TEXT NOT NULL,
             UNIQUE(source, source_key)
         );
-        """
+        """,
     )
 
 
 def _m002_predictions_labels(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE predictions (
             message_id TEXT NOT NULL REFERENCES messages(message_id) ON DELETE CASCADE,
@@ -89,12 +98,13 @@ def _m002_predictions_labels(db: sqlite3.Connection) -> None:
             labelled_by TEXT NOT NULL,
             labelled_at TEXT NOT NULL
         );
-        """
+        """,
     )
 
 
 def _m003_sync_runs(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE cursors (
             account TEXT NOT NULL,
@@ -112,24 +122,26 @@ def _m003_sync_runs(db: sqlite3.Connection) -> None:
             status TEXT NOT NULL,
             summary TEXT NOT NULL DEFAULT '{}'
         );
-        """
+        """,
     )
 
 
 def _m004_answered(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE answered (
             message_id TEXT PRIMARY KEY,
             via TEXT NOT NULL,
             seen_at TEXT NOT NULL
         );
-        """
+        """,
     )
 
 
 def _m005_tag_journal(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE tag_journal (
             id INTEGER PRIMARY KEY,
@@ -144,7 +156,7 @@ def _m005_tag_journal(db: sqlite3.Connection) -> None:
             removed_at TEXT
         );
         CREATE INDEX tag_journal_run ON tag_journal(run_id);
-        """
+        """,
     )
 
 
@@ -169,7 +181,10 @@ class Store:
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE), see transaction()
+            self.db = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -192,9 +207,16 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to
+        the busy timeout), so two writers queue instead of failing on a lock upgrade."""
         try:
-            with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
                 yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise StoreError(
@@ -204,13 +226,15 @@ class Store:
             raise
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"the store {self.path} was written by a newer supportcli (schema {version})"
-            )
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction() as db:
+        if self.schema_version == len(MIGRATIONS):
+            return
+        with self.transaction() as db:  # re-read under the write lock: another process may
+            version = self.schema_version  # have migrated while we waited
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.path} was written by a newer supportcli (schema {version})"
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(db)
                 db.execute(f"PRAGMA user_version = {number}")
 

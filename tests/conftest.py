@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +27,13 @@ def isolated_state(
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def dovecot() -> Iterator[object]:
     """A real Dovecot on 127.0.0.1. Missing dovecot fails in CI and skips elsewhere."""
     from imapserver import DovecotServer, DovecotUnavailable
 
     try:
-        server = DovecotServer.start(tmp_path_factory.mktemp("dovecot"))
+        # not under pytest's tmp dir: a second pytest run resets its modes and locks Dovecot out
+        server = DovecotServer.start(Path(home := tempfile.mkdtemp(prefix="dv", dir="/tmp")))
     except DovecotUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"dovecot is required in CI: {exc}")
@@ -39,3 +42,4 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)

@@ -209,7 +209,7 @@ def test_classify_table_from_stdin(
         (["triage", "--demo", "--category", "nonsense"], 2, "unknown category"),
         (["triage", "--demo", "--as-of", "yesterday-ish"], 2, "--as-of"),
         (["triage", "--demo", "--format", "xml"], 2, "xml"),
-        (["triage"], 2, "give a PATH"),
+        (["triage"], 3, "no IMAP account"),
         (["classify", str(DEMO)], 2, "classify takes one message"),
     ],
 )

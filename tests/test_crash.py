@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,11 +54,11 @@ def store_counts(home: Path) -> tuple[int, int, bool]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def server() -> Iterator[object]:
     from imapserver import DovecotServer, DovecotUnavailable
 
     try:
-        dovecot = DovecotServer.start(tmp_path_factory.mktemp("dovecot-crash"))
+        dovecot = DovecotServer.start(Path(home := tempfile.mkdtemp(prefix="dv", dir="/tmp")))
     except DovecotUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"dovecot is required in CI: {exc}")
@@ -71,6 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     dovecot.append_many("Crash", raws)
     yield dovecot
     dovecot.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.imap

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,17 +26,18 @@ _folders = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def server() -> Iterator[object]:
     from imapserver import DovecotServer, DovecotUnavailable
 
     try:
-        dovecot = DovecotServer.start(tmp_path_factory.mktemp("dovecot-cli"))
+        dovecot = DovecotServer.start(Path(home := tempfile.mkdtemp(prefix="dv", dir="/tmp")))
     except DovecotUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"dovecot is required in CI: {exc}")
         pytest.skip(f"dovecot not installed: {exc}")
     yield dovecot
     dovecot.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
