@@ -10,20 +10,29 @@ from __future__ import annotations
 import html
 import re
 
-# CSI/OSC/other escape sequences, then any remaining C0/C1 control character.
+# CSI/OSC/other escape sequences, 7-bit and 8-bit, then any remaining control character.
 _ANSI = re.compile(
     r"""
-    \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?   # OSC ... BEL or ST (hyperlinks, titles)
-    | \x1b\[[0-?]*[ -/]*[@-~]            # CSI
-    | \x1b[PX^_][^\x1b]*(?:\x1b\\)?      # DCS, SOS, PM, APC strings
-    | \x1b.?                             # any other two-byte escape
-    | \x9b[0-?]*[ -/]*[@-~]              # 8-bit CSI
+    \x1b\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?   # OSC … BEL or ST: links, titles, clipboard
+    | \x1b\[[0-?]*[ -/]*[@-~]                # CSI
+    | \x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?     # DCS, SOS, PM, APC strings
+    | \x1b.?                                 # any other two-byte escape
+    | \x9b[0-?]*[ -/]*[@-~]                  # 8-bit CSI
+    | \x9d[^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\|\x9c)   # 8-bit OSC, terminated
+    | [\x90\x98\x9e\x9f][^\x1b\x9c]{0,4096}(?:\x1b\\|\x9c)  # 8-bit DCS, SOS, PM, APC
     """,
     re.VERBOSE,
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls except tab and newline; invisible and direction-changing characters (zero
+# width, bidi embeddings/overrides/isolates, marks, word joiners, BOM, interlinear
+# annotations, tag characters) and lone surrogates, which some encoders refuse.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
+)
+_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029]")
 _SPACE_RUN = re.compile(r"\s+")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
 
 
 def clean_text(value: str) -> str:
@@ -31,7 +40,7 @@ def clean_text(value: str) -> str:
     if not value:
         return ""
     value = _ANSI.sub("", value)
-    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return _CONTROL.sub("", _LINE_BREAKS.sub("\n", value))
 
 
 def one_line(value: str, width: int | None = None) -> str:
@@ -59,7 +68,7 @@ def for_csv(value: object) -> object:
     if not isinstance(value, str):
         return value
     text = clean_text(value)
-    if text.startswith(_FORMULA_START) or (text[:1].isspace() and text.strip()[:1] in "=+-@"):
+    if text.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START):
         return "'" + text
     return text
 
@@ -71,8 +80,10 @@ def for_markdown(value: str, width: int | None = None) -> str:
 
 
 def for_html(value: str) -> str:
+    """Text for an HTML element or a quoted attribute value."""
     return html.escape(clean_text(value), quote=True)
 
 
 def for_log(value: str, width: int = 80) -> str:
+    """One short line for a log record."""
     return one_line(value, width)

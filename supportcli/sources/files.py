@@ -1,12 +1,16 @@
 """Local mail sources: mbox, Maildir, a folder of .eml files, one file, or stdin.
 
 These are a feature (offline use, the demo, the samples) and the test double for IMAP.
+A file that cannot be read inside a folder or mailbox is yielded as a RawMessage with empty
+data and an ``error:`` flag, so the run reports it and goes on; a path that cannot be read
+at all is a SourceError with one clear line.
 """
 
 from __future__ import annotations
 
 import mailbox
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,19 +22,38 @@ from ..errors import SourceError
 from ..records import RawMessage
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-EML_SUFFIXES = {".eml", ".msg", ".txt", ""}
+_MBOXRD_ESCAPED = re.compile(rb"^>(>*From )", re.MULTILINE)
+_MAILDIR_INFO = re.compile(r"[:;!]2,")
+_MAILDIR_FLAGS = {
+    "S": "\\Seen",
+    "R": "\\Answered",
+    "F": "\\Flagged",
+    "T": "\\Deleted",
+    "D": "\\Draft",
+}
 
 
 def _mtime(path: Path) -> datetime | None:
     try:
         return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return None
 
 
 def _read_file(path: Path) -> bytes:
     with path.open("rb") as handle:
         return handle.read(MAX_MESSAGE_BYTES + 1)
+
+
+def _why(exc: OSError, path: Path) -> str:
+    reason = exc.strerror or type(exc).__name__
+    if path.is_symlink() and not path.exists():
+        reason = "broken symbolic link"
+    return f"error:cannot read {path.name}: {reason}"
+
+
+def _unreadable(source: str, key: str, exc: OSError, path: Path) -> RawMessage:
+    return RawMessage(source, key, b"", (_why(exc, path),))
 
 
 @dataclass
@@ -45,15 +68,18 @@ class EmlFolderSource:
 
     def iter_messages(self) -> Iterator[RawMessage]:
         files = sorted(
-            p for p in self.path.rglob("*") if p.suffix.lower() == ".eml" and p.is_file()
+            p
+            for p in self.path.rglob("*")
+            if p.suffix.lower() == ".eml" and not p.name.startswith(".") and not p.is_dir()
         )
         for file in files:
+            key = file.relative_to(self.path).as_posix()
             try:
                 data = _read_file(file)
             except OSError as exc:
-                yield RawMessage(self.name, str(file), b"", (f"error:{exc.strerror}",))
+                yield _unreadable(self.name, key, exc, file)
                 continue
-            yield RawMessage(self.name, str(file.relative_to(self.path)), data, (), _mtime(file))
+            yield RawMessage(self.name, key, data, (), _mtime(file))
 
 
 @dataclass
@@ -68,23 +94,33 @@ class SingleFileSource:
         try:
             data = _read_file(self.path)
         except OSError as exc:
-            raise SourceError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise SourceError(
+                f"cannot read {self.path}: {exc.strerror or type(exc).__name__}"
+            ) from None
         yield RawMessage(self.name, self.path.name, data, (), _mtime(self.path))
 
 
 @dataclass
 class StdinSource:
+    """One message on standard input (``-``)."""
+
     stream: BinaryIO | None = None
 
     name: str = "stdin"
 
     def iter_messages(self) -> Iterator[RawMessage]:
         stream = self.stream or sys.stdin.buffer
-        yield RawMessage(self.name, "-", stream.read(MAX_MESSAGE_BYTES + 1), (), None)
+        try:
+            data = stream.read(MAX_MESSAGE_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read standard input: {exc}") from None
+        yield RawMessage(self.name, "-", data, (), None)
 
 
 @dataclass
 class MboxSource:
+    """An mbox file; ``>From `` lines (mboxrd escaping) are unescaped."""
+
     path: Path
 
     @property
@@ -92,17 +128,35 @@ class MboxSource:
         return f"mbox:{self.path}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
-        box = mailbox.mbox(self.path, factory=None, create=False)
         try:
-            for index, key in enumerate(box.iterkeys()):
+            box = mailbox.mbox(self.path, factory=None, create=False)
+            keys = list(box.iterkeys())
+        except (OSError, mailbox.Error) as exc:
+            raise SourceError(f"cannot read mbox {self.path}: {exc}") from None
+        try:
+            for index, key in enumerate(keys):
                 try:
-                    data = box.get_bytes(key)
+                    data = box.get_bytes(key, from_=True)
                 except Exception as exc:  # one broken entry never stops the run
                     yield RawMessage(self.name, str(index), b"", (f"error:{exc}",))
                     continue
-                yield RawMessage(self.name, str(index), data, ())
+                from_line, _, data = data.partition(b"\n")
+                data = _MBOXRD_ESCAPED.sub(rb"\1", data)
+                yield RawMessage(self.name, str(index), data, (), _from_line_date(from_line))
         finally:
             box.close()
+
+
+def _from_line_date(line: bytes) -> datetime | None:
+    """The delivery time on an mbox ``From sender Tue Mar  4 09:12:00 2025`` line (UTC)."""
+    parts = line.decode("ascii", "replace").split()
+    if len(parts) < 7:
+        return None
+    try:
+        stamp = datetime.strptime(" ".join(parts[2:7]), "%a %b %d %H:%M:%S %Y")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -116,37 +170,46 @@ class MaildirSource:
         return f"maildir:{self.path}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
-        files = sorted(
-            f for sub in ("new", "cur") for f in (self.path / sub).iterdir() if f.is_file()
-        )
-        for file in files:
-            key, _, info = file.name.partition(":2,")
+        files: list[Path] = []
+        for sub in ("new", "cur"):
+            try:
+                files.extend(f for f in (self.path / sub).iterdir() if not f.is_dir())
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SourceError(f"cannot read {self.path / sub}: {exc.strerror}") from None
+        for file in sorted(files):
+            if file.name.startswith("."):
+                continue
+            key, info = [*_MAILDIR_INFO.split(file.name, maxsplit=1), ""][:2]
             try:
                 data = _read_file(file)
             except OSError as exc:
-                yield RawMessage(self.name, key, b"", (f"error:{exc.strerror}",))
+                yield _unreadable(self.name, key, exc, file)
                 continue
-            yield RawMessage(self.name, key, data, tuple(_maildir_flags(info)), _mtime(file))
+            flags = tuple(_MAILDIR_FLAGS[ch] for ch in sorted(set(info)) if ch in _MAILDIR_FLAGS)
+            yield RawMessage(self.name, key, data, flags, _mtime(file))
 
 
-def _maildir_flags(info: str) -> Iterator[str]:
-    names = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted"}
-    yield from (names[ch] for ch in info if ch in names)
+FileSource = EmlFolderSource | SingleFileSource | StdinSource | MboxSource | MaildirSource
 
 
-def open_path(spec: str) -> EmlFolderSource | SingleFileSource | StdinSource | MboxSource | MaildirSource:
-    """Pick the source for a path given on the command line."""
+def open_path(spec: str) -> FileSource:
+    """Pick the source for a path given on the command line (``-`` is stdin)."""
     if spec == "-":
         return StdinSource()
     path = Path(spec).expanduser()
     if not path.exists():
-        raise SourceError(f"no such file or folder: {spec}")
+        broken = path.is_symlink()
+        raise SourceError(f"{'broken link' if broken else 'no such file or folder'}: {spec}")
     if not os.access(path, os.R_OK):
         raise SourceError(f"cannot read {spec}: permission denied")
     if path.is_dir():
-        if all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
+        if all((path / sub).is_dir() for sub in ("cur", "new")):
             return MaildirSource(path)
         return EmlFolderSource(path)
+    if not path.is_file():
+        raise SourceError(f"not a file or folder: {spec}")
     if _is_mbox(path):
         return MboxSource(path)
     return SingleFileSource(path)
