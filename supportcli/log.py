@@ -12,6 +12,7 @@ import sys
 
 _SECRETS: set[str] = set()
 REDACTED = "***"
+HANDLER_NAME = "supportcli"
 
 
 def add_secret(secret: str | None) -> None:
@@ -64,9 +65,9 @@ def setup(verbosity: int, *, quiet: bool = False) -> None:
         handler.addFilter(_quiet_third_parties)
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "_supportcli", False):
+        if old.get_name() == HANDLER_NAME:
             root.removeHandler(old)
-    handler._supportcli = True  # type: ignore[attr-defined]
+    handler.set_name(HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(level)
 
