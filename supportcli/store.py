@@ -302,8 +302,12 @@ class Store:
         since: datetime | None = None,
         source: str | None = None,
         message_ids: Sequence[str] | None = None,
+        light: bool = False,
     ) -> list[Message]:
-        sql, args = "SELECT * FROM messages WHERE 1=1", []
+        """Messages, oldest first. ``light`` leaves the quoted history and signature out
+        (ranking and exports never read them), which halves the memory of a big triage."""
+        columns = _LIGHT_COLUMNS if light else "*"
+        sql, args = f"SELECT {columns} FROM messages WHERE 1=1", []  # noqa: S608
         if since is not None:
             sql += " AND date >= ?"
             args.append(since.astimezone(UTC).isoformat())
@@ -492,6 +496,12 @@ def _message_row(m: Message) -> tuple[object, ...]:
         json.dumps(list(m.warnings)),
         _now(),
     )
+
+
+_LIGHT_COLUMNS = ", ".join(
+    c if c not in ("text_quoted", "text_signature") else f"'' AS {c}"
+    for c in ["id", *_MESSAGE_COLUMNS]
+)
 
 
 def _row_message(row: sqlite3.Row) -> Message:

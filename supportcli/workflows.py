@@ -21,6 +21,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 BATCH = 500
+CLASSIFY_BATCH = 2000
 
 
 @dataclass
@@ -68,13 +69,31 @@ def classify_messages(
     """Predictions for messages, reusing the ones stored for this model."""
     known = store.predictions(loaded.model_id)
     todo = [m for m in messages if m.message_id not in known]
-    for start in range(0, len(todo), 2000):
-        chunk = todo[start : start + 2000]
-        predictions = loaded.model.predict([message_text(m) for m in chunk], loaded.model_id)
-        pairs = [(m.message_id, p) for m, p in zip(chunk, predictions, strict=True)]
-        store.save_predictions(pairs)
-        known.update(pairs)
+    for start in range(0, len(todo), CLASSIFY_BATCH):
+        _predict(store, loaded, todo[start : start + CLASSIFY_BATCH], known)
     return {m.message_id: known[m.message_id] for m in messages}
+
+
+def classify_ids(
+    store: Store, loaded: registry.LoadedModel, message_ids: list[str]
+) -> dict[str, Prediction]:
+    """Like classify_messages, reading the full messages from the store a batch at a time,
+    so a big mailbox never sits in memory twice."""
+    known = store.predictions(loaded.model_id)
+    todo = [i for i in dict.fromkeys(message_ids) if i not in known]
+    for start in range(0, len(todo), CLASSIFY_BATCH):
+        batch = store.messages(message_ids=todo[start : start + CLASSIFY_BATCH])
+        _predict(store, loaded, batch, known)
+    return {i: known[i] for i in message_ids if i in known}
+
+
+def _predict(
+    store: Store, loaded: registry.LoadedModel, batch: list[Message], known: dict[str, Prediction]
+) -> None:
+    predictions = loaded.model.predict([message_text(m) for m in batch], loaded.model_id)
+    pairs = [(m.message_id, p) for m, p in zip(batch, predictions, strict=True)]
+    store.save_predictions(pairs)
+    known.update(pairs)
 
 
 @dataclass
@@ -116,12 +135,13 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     try:
         if request.path:
             source_name, result = _ingest_path(store, request.path)
-            messages = store.messages(message_ids=result.message_ids)
+            messages = store.messages(message_ids=result.message_ids, light=True)
         else:
             source_name, result = _sync_all(settings, store, request)
-            messages = store.messages(since=(request.as_of or datetime.now(UTC)) - STORE_WINDOW)
+            since = (request.as_of or datetime.now(UTC)) - STORE_WINDOW
+            messages = store.messages(since=since, light=True)
         loaded = registry.load_active(settings)
-        predictions = classify_messages(store, loaded, messages)
+        predictions = classify_ids(store, loaded, [m.message_id for m in messages])
         answered = store.answered_ids()
     finally:
         if own_store:
