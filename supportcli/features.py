@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -65,9 +65,10 @@ _CUE_SPECS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
         r"\bsmok(?:e|ing) (?:came|coming)", r"electric shock", r"\bchok(?:e|ed|ing)\b",
         r"\brash\b", r"allergi", r"krankenhaus", r"alerg", r"hôpital", r"urgences")),
     ("deadline within a day", True, (
-        *(rf"\b{w} (?:tomorrow|tonight|today|end of (?:the )?day)" for w in ("by", "before", "until")),
+        *(rf"\b{w} (?:tomorrow|tonight|today|end of (?:the )?day)"
+          for w in ("by", "before", "until")),
         *(rf"\b{w} today" for w in ("ships?", "dispatch(?:ed|es)?", "goes out", "leaves?")),
-        *(rf"\b{w} tomorrow" for w in ("is", "it'?s", "event", "party", "wedding", "birthday",
+        *(rf"\b{w} tomorrow" for w in ("is", "it's", "its", "event", "party", "wedding", "birthday",
                                        "flight", "trip")),
         r"\bneed (?:it|this|them) (?:by )?(?:tomorrow|today)", r"within 24 ?h",
         r"\bbis morgen", r"\bmorgen (?:ist|brauche)", r"\bheute noch", r"\bdemain\b",
@@ -80,10 +81,12 @@ _CUE_SPECS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
         r"negativa rese[ñn]a", r"rese[ñn]a negativa")),
     ("repeated follow-up", False, (
         r"still (?:waiting|no|not|haven'?t)",
-        *(f"{w} (?:time|email|e-mail|message)" for w in ("second", "third", "fourth", "3rd", "2nd")),
+        *(f"{w} (?:time|email|e-mail|message)"
+          for w in ("second", "third", "fourth", "3rd", "2nd")),
         *(f"{w} (?:you )?(?:twice|three times|again|several times)"
           for w in ("asked", "written", "emailed", "wrote")),
-        r"no (?:one|body) (?:has )?(?:replied|answered|got back)", r"\bfollow(?:ing)?[- ]up",
+        *(f"no {w} (?:has )?(?:replied|answered|got back)" for w in ("one", "body")),
+        r"\bfollow(?:ing)?[- ]up",
         r"immer noch", r"schon (?:wieder|zweimal|dreimal)", r"toujours pas", r"relance",
         r"todav[íi]a no", r"otra vez")),
     ("anger", False, (
@@ -119,7 +122,7 @@ class _Alternative:
 
 def _prefix(alternative: str) -> str:
     match = _LITERAL.match(alternative)
-    if not match or len(match.group(1)) < 2:
+    if not match:
         raise ValueError(f"cue alternative {alternative!r} does not start with a literal")
     return match.group(1)
 
@@ -128,8 +131,10 @@ def _prefix(alternative: str) -> str:
 def _alternatives() -> tuple[tuple[_Alternative, ...], tuple[tuple[str, int], ...], int]:
     """The compiled alternatives, the word triggers (trigger, bitmask of alternatives) and the
     bitmask of alternatives without a word in their prefix (checked in every text)."""
-    specs = [*((i, alts) for i, (_, _, alts) in enumerate(_CUE_SPECS)), (_N_PATTERNS - 1, _ORDER_SPEC)]
-    alternatives = tuple(_Alternative(i, _prefix(a), re.compile(a)) for i, alts in specs for a in alts)
+    specs = [*(alts for _, _, alts in _CUE_SPECS), _ORDER_SPEC]
+    alternatives = tuple(
+        _Alternative(i, _prefix(a), re.compile(a)) for i, alts in enumerate(specs) for a in alts
+    )
     triggers: dict[str, int] = {}
     always = 0
     for bit, alt in enumerate(alternatives):
@@ -143,15 +148,27 @@ def _alternatives() -> tuple[tuple[_Alternative, ...], tuple[tuple[str, int], ..
     return alternatives, tuple(triggers.items()), always
 
 
-def _token_mask_uncached(token: str) -> int:
-    mask = 0
+@cache
+def _trigger_index() -> dict[str, tuple[tuple[str, int], ...]]:
+    """The word triggers by their first two characters."""
+    index: dict[str, list[tuple[str, int]]] = {}
     for trigger, bits in _alternatives()[1]:
-        if trigger in token:
-            mask |= bits
+        index.setdefault(trigger[:2], []).append((trigger, bits))
+    return {start: tuple(found) for start, found in index.items()}
+
+
+def _token_mask_uncached(token: str) -> int:
+    """Bitmask of the cue alternatives whose trigger word occurs in ``token``."""
+    index = _trigger_index()
+    mask = 0
+    for i in range(len(token) - 1):
+        for trigger, bits in index.get(token[i : i + 2], ()):
+            if token.startswith(trigger, i):
+                mask |= bits
     return mask
 
 
-_token_mask = lru_cache(maxsize=50_000)(_token_mask_uncached)
+_token_mask = lru_cache(maxsize=1 << 16)(_token_mask_uncached)
 
 
 def _confirm(lowered: str, mask: int) -> int:
@@ -176,9 +193,12 @@ def _confirm(lowered: str, mask: int) -> int:
 
 @cache
 def _case_table() -> np.ndarray:
-    """Per BMP code point: bit 0 = a letter, bit 1 = an upper-case letter."""
-    chars = [chr(i) for i in range(0x10000)]
-    return np.fromiter(((c.isalpha()) | (c.isupper() << 1) for c in chars), np.uint8, 0x10000)
+    """Per BMP code point: 1 for a letter, 1 + 2**16 for an upper-case letter."""
+    return np.fromiter((_case_weight(chr(i)) for i in range(0x10000)), np.int32, 0x10000)
+
+
+def _case_weight(char: str) -> int:
+    return (1 + (1 << 16) if char.isupper() else 1) if char.isalpha() else 0
 
 
 def _shouting(texts: Sequence[str]) -> np.ndarray:
@@ -186,17 +206,15 @@ def _shouting(texts: Sequence[str]) -> np.ndarray:
     heads = [t[:1500] for t in texts]
     lengths = np.fromiter(map(len, heads), np.int64, len(heads))
     points = np.frombuffer("".join(heads).encode("utf-32-le", "surrogatepass"), np.uint32)
-    flags = _case_table()[np.minimum(points, 0xFFFF)]
+    weights = np.append(_case_table()[np.minimum(points, 0xFFFF)], 0)
     astral = np.flatnonzero(points > 0xFFFF)
     if len(astral):
-        chars = [chr(p) for p in points[astral].tolist()]
-        flags[astral] = [c.isalpha() | c.isupper() << 1 for c in chars]
-    ends = np.cumsum(lengths)
-    letters = np.concatenate(([0], np.cumsum(flags & 1)))
-    capitals = np.concatenate(([0], np.cumsum(flags >> 1)))
-    n_letters = letters[ends] - letters[ends - lengths]
-    n_capitals = capitals[ends] - capitals[ends - lengths]
-    return (n_letters > 20) & (n_capitals > 0.6 * np.maximum(n_letters, 1))
+        weights[astral] = [_case_weight(chr(p)) for p in points[astral].tolist()]
+    sums = np.add.reduceat(weights, np.cumsum(lengths) - lengths)
+    sums[lengths == 0] = 0
+    letters, capitals = sums & 0xFFFF, sums >> 16
+    ratio = np.divide(capitals, letters, out=np.zeros(len(heads)), where=letters > 20)
+    return ratio > 0.6
 
 
 def _cue_columns(texts: Sequence[str], lowered: Sequence[str], masks: Iterable[int]) -> np.ndarray:
@@ -221,7 +239,7 @@ def cue_matrix(texts: Sequence[str]) -> np.ndarray:
     masks = []
     for low in lowered:
         mask = 0
-        for token in set(_WORD.findall(low)):
+        for token in set(_TOKEN.findall(low)):
             mask |= _token_mask(token)
         masks.append(mask)
     return _cue_columns(texts, lowered, masks)
@@ -246,3 +264,454 @@ def urgent_cues_from(cues: np.ndarray) -> list[tuple[str, ...]]:
     for i in np.flatnonzero(hits.any(axis=1)).tolist():
         out[i] = tuple(CUE_NAMES[j] for j in _URGENT_COLS[hits[i]].tolist())
     return out
+
+
+_SEED = 0x5EED
+# Feature keys: a 32-bit hash tagged by kind, so that words < character n-grams < word pairs.
+_WORD_TAG, _CHAR_TAG = 1 << 32, 2 << 32
+_BIGRAM_TAG = np.uint64(3 << 32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U32 = np.uint64(32)
+_TOKEN = re.compile(r"\w[\w'-]*")  # a word is its token without trailing ' and -
+
+
+def _hash(text: str) -> int:
+    return int(murmurhash3_32(text, seed=_SEED, positive=True))
+
+
+def _bigram_keys(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Feature keys of word pairs from the two words' 32-bit hashes (splitmix64 finaliser)."""
+    x = (left << _U32) | right
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return (x >> _U32) | _BIGRAM_TAG
+
+
+def _ngrams(word: str) -> list[str]:
+    padded = f" {word} "
+    return [padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _token_info(token: str) -> tuple[int, int, bytes]:
+    """A token's word hash, cue-trigger mask and feature keys (word, then its n-grams).
+    Shared by every ``TextFeatures`` of the process (cross-validation folds, both targets)."""
+    word = token.rstrip("'-")
+    word_hash = _hash(word)
+    keys = [_WORD_TAG | word_hash, *(_CHAR_TAG | _hash(g) for g in _ngrams(word))]
+    return word_hash, _token_mask_uncached(token), np.array(keys, np.uint64).tobytes()
+
+
+class _Ids:
+    """Provisional columns for feature keys while fitting, assigned in order of appearance."""
+
+    def __init__(self) -> None:
+        self.sorted = np.zeros(0, np.uint64)
+        self.ids = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def __call__(self, keys: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(keys, return_inverse=True)
+        pos = np.searchsorted(self.sorted, unique)
+        known = pos < len(self.sorted)
+        known[known] = self.sorted[pos[known]] == unique[known]
+        ids = np.empty(len(unique), np.int64)
+        ids[known] = self.ids[pos[known]]
+        new = np.flatnonzero(~known)
+        ids[new] = len(self.sorted) + np.arange(len(new))
+        if len(new):
+            merged = np.concatenate((self.sorted, unique[new]))
+            order = np.argsort(merged, kind="stable")
+            self.sorted, self.ids = merged[order], np.concatenate((self.ids, ids[new]))[order]
+        return ids[inverse]
+
+    def keys(self) -> np.ndarray:
+        """The key of each provisional column."""
+        out = np.empty(len(self.sorted), np.uint64)
+        out[self.ids] = self.sorted
+        return out
+
+
+class _KeyIndex:
+    """Open-addressing hash table from feature keys to columns, looked up with numpy."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        size = 1 << max(4, int(2 * len(keys)).bit_length())
+        self.mask = size - 1
+        self.keys = np.zeros(size, np.uint64)  # 0 = empty; every key has a non-zero hash part
+        self.values = np.full(size, -1, np.int64)
+        todo = np.arange(len(keys))
+        pos = (keys & np.uint64(self.mask)).astype(np.int64)
+        while len(todo):
+            free = self.keys[pos[todo]] == 0
+            slots, first = np.unique(pos[todo[free]], return_index=True)
+            won = todo[free][first]
+            self.keys[slots], self.values[slots] = keys[won], won
+            todo = np.setdiff1d(todo, won, assume_unique=True)
+            pos[todo] = (pos[todo] + 1) & self.mask
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        out = np.full(len(keys), -1, np.int64)
+        pos = (keys & np.uint64(self.mask)).astype(np.int64)
+        todo = np.arange(len(keys))
+        while len(todo):
+            found = self.keys[pos[todo]]
+            hit = found == keys[todo]
+            out[todo[hit]] = self.values[pos[todo[hit]]]
+            todo = todo[~hit & (found != 0)]
+            pos[todo] = (pos[todo] + 1) & self.mask
+        return out
+
+
+class _Words:
+    """Bounded table of distinct tokens: each one's feature columns, word hash (for word pairs)
+    and cue-trigger mask, and the (tokens × columns) matrix built from them."""
+
+    def __init__(self, resolve: Any) -> None:
+        self.resolve = resolve  # feature keys -> columns (-1: not a feature)
+        self.index: dict[str, int] = {}
+        self.masks: list[int] = []
+        self.hashes: list[int] = []
+        self.cols: list[np.ndarray] = []
+        self.lens: list[np.ndarray] = []
+        self.chunks: dict[str, int] = {}  # whitespace-separated chunk -> its tokens
+        self._chunk_tids: list[int] = []
+        self._chunk_starts: list[int] = []
+        self._chunk_lens: list[int] = []
+        self._matrix: sparse.csr_matrix | None = None
+        self._vectors: tuple[np.ndarray, ...] | None = None
+
+    def _add(self, tokens: list[str]) -> None:
+        infos = [_token_info(t) for t in tokens]
+        for token, (word_hash, mask, _) in zip(tokens, infos, strict=True):
+            self.index[token] = len(self.hashes)
+            self.hashes.append(word_hash)
+            self.masks.append(mask)
+        keys = np.frombuffer(b"".join(info[2] for info in infos), np.uint64)
+        cols = self.resolve(keys)
+        owner = np.repeat(np.arange(len(tokens)), [len(info[2]) // 8 for info in infos])
+        valid = cols >= 0
+        self.cols.append(cols[valid])
+        self.lens.append(np.bincount(owner[valid], minlength=len(tokens)))
+        self._matrix = self._vectors = None
+
+    def _add_chunks(self, chunks: list[str]) -> None:
+        tokens = [_TOKEN.findall(c) for c in chunks]
+        new = set(chain.from_iterable(tokens)).difference(self.index)
+        if new:
+            self._add(sorted(new))
+        for chunk, found in zip(chunks, tokens, strict=True):
+            self.chunks[chunk] = len(self._chunk_lens)
+            self._chunk_starts.append(len(self._chunk_tids))
+            self._chunk_lens.append(len(found))
+            self._chunk_tids.extend(map(self.index.__getitem__, found))
+        self._vectors = None
+
+    def lookup(self, flat: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids of whitespace-separated chunks, in order, and the count per chunk.
+        (No token of ``_TOKEN`` spans whitespace, so this equals ``findall`` on the text.)"""
+        cids = np.fromiter(map(self.chunks.get, flat, repeat(-1)), np.int64, len(flat))
+        missing = np.flatnonzero(cids < 0).tolist()
+        if missing:
+            self._add_chunks(sorted({flat[i] for i in missing}))
+            cids[missing] = [self.chunks[flat[i]] for i in missing]
+        _, _, starts, lens, tids = self.vectors()
+        counts = lens[cids]
+        ends = np.cumsum(counts)
+        first = np.repeat(starts[cids] - ends + counts, counts)
+        return tids[np.arange(len(first)) + first], counts
+
+    def remapped(self, remap: np.ndarray) -> _Words:
+        """The same tokens with their columns renumbered (``remap[old]``, -1 drops one)."""
+        other = _Words(None)
+        other.index, other.masks, other.hashes = self.index, self.masks, self.hashes
+        for cols, lens in zip(self.cols, self.lens, strict=True):
+            new = remap[cols]
+            owner = np.repeat(np.arange(len(lens)), lens)
+            other.cols.append(new[new >= 0])
+            other.lens.append(np.bincount(owner[new >= 0], minlength=len(lens)))
+        return other
+
+    def matrix(self, n_cols: int, extra: int) -> sparse.csr_matrix:
+        """(tokens + ``extra``) × ``n_cols``: each token's columns, then ``extra`` rows that are
+        the identity on the last ``extra`` columns."""
+        if self._matrix is None or self._matrix.shape != (len(self.hashes) + extra, n_cols):
+            lens = np.concatenate([*self.lens, np.ones(extra, np.int64)])
+            indices = np.concatenate([*self.cols, np.arange(n_cols - extra, n_cols)])
+            indptr = np.concatenate(([0], np.cumsum(lens)))
+            self._matrix = sparse.csr_matrix(
+                (np.ones(len(indices)), indices, indptr), shape=(len(lens), n_cols)
+            )
+        return self._matrix
+
+    def vectors(self) -> tuple[np.ndarray, ...]:
+        """Tokens' word hashes, whether each may start a cue; chunks' starts, lengths, tokens."""
+        if self._vectors is None:
+            self._vectors = (
+                np.array(self.hashes, np.uint64), np.array(self.masks, bool),
+                np.array(self._chunk_starts, np.int64), np.array(self._chunk_lens, np.int64),
+                np.array(self._chunk_tids, np.int64),
+            )
+        return self._vectors
+
+
+@dataclass
+class _Tokens:
+    """One chunk of documents as token ids, word-pair keys and the cue block."""
+
+    n: int
+    tids: np.ndarray
+    rows: np.ndarray  # document of each token
+    pair_rows: np.ndarray
+    pair_keys: np.ndarray
+    cues: np.ndarray
+
+
+def _tokens(words: _Words, texts: list[str]) -> _Tokens:
+    lowered = [t.lower() for t in texts]
+    docs = [t.split() for t in lowered]
+    tids, counts = words.lookup(list(chain.from_iterable(docs)))
+    hashes, may_cue = words.vectors()[:2]
+    chunk_rows = np.repeat(np.arange(len(texts)), np.fromiter(map(len, docs), np.int64, len(docs)))
+    rows = np.repeat(chunk_rows, counts)
+    same = rows[:-1] == rows[1:]
+    word_hashes = hashes[tids]
+    keys = _bigram_keys(word_hashes[:-1][same], word_hashes[1:][same])
+    masks = [0] * len(texts)
+    occurrences = np.flatnonzero(may_cue[tids])
+    for row, tid in zip(rows[occurrences].tolist(), tids[occurrences].tolist(), strict=True):
+        masks[row] |= words.masks[tid]
+    cues = _cue_columns(texts, lowered, masks)
+    return _Tokens(len(texts), tids, rows, rows[:-1][same], keys, cues)
+
+
+def _doc_matrix(n: int, rows: list[np.ndarray], cols: list[np.ndarray], n_cols: int) -> Any:
+    """Documents × table rows, one entry per (row, col) pair, in the order given per row."""
+    all_rows, all_cols = np.concatenate(rows), np.concatenate(cols)
+    if len(rows) > 1:  # each part is sorted by row: a stable sort merges them
+        all_cols = all_cols[np.argsort(all_rows, kind="stable")]
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(all_rows, minlength=n))))
+    return sparse.csr_matrix((np.ones(len(all_cols)), all_cols, indptr), shape=(n, n_cols))
+
+
+class TextFeatures(TransformerMixin, BaseEstimator):
+    """Word 1-2-grams + character 3-5-grams within words (each block TF-IDF with sublinear tf,
+    l2-normalised on its own, then weighted) + the cue block.
+
+    Features are 32-bit murmurhash keys (seeded, so deterministic); the fitted vocabulary is the
+    sorted array of kept keys, so a model stores no strings and ``explain`` names a text's
+    columns by hashing its own words again. The per-token table is a cache of at most
+    ``max_cached_words`` whitespace-separated chunks (reset when full), rebuilt on demand and
+    never pickled: results never depend on it."""
+
+    CHUNK = 4096
+
+    def __init__(
+        self, word_weight: float = 1.0, char_weight: float = 1.0, cue_weight: float = 0.5,
+        min_df_words: int = 1, max_df_words: float = 0.9, min_df_chars: int = 2,
+        max_char_features: int = 150_000, max_cached_words: int = 100_000,
+    ) -> None:
+        self.word_weight = word_weight
+        self.char_weight = char_weight
+        self.cue_weight = cue_weight
+        self.min_df_words = min_df_words
+        self.max_df_words = max_df_words
+        self.min_df_chars = min_df_chars
+        self.max_char_features = max_char_features
+        self.max_cached_words = max_cached_words
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_words", None)
+        state.pop("_index", None)
+        return state
+
+    def fit(self, texts: Any, y: Any = None) -> TextFeatures:
+        self._fit([str(t) for t in texts], keep=False)
+        return self
+
+    def fit_transform(self, texts: Any, y: Any = None, **fit_params: Any) -> sparse.csr_matrix:
+        return self._fit([str(t) for t in texts], keep=True)
+
+    def _fit(self, texts: list[str], keep: bool) -> sparse.csr_matrix | None:
+        ids = _Ids()
+        words = _Words(ids)
+        df, totals = np.zeros(0, np.int64), np.zeros(0)
+        chunks = []
+        for start in range(0, len(texts), self.CHUNK):
+            tok = _tokens(words, texts[start : start + self.CHUNK])
+            counts = _doc_matrix(tok.n, [tok.rows], [tok.tids], len(words.hashes))
+            counts = counts @ words.matrix(len(ids), 0)
+            df = _grow(df, len(ids)) + np.bincount(counts.indices, minlength=len(ids))
+            totals = _grow(totals, len(ids)) + np.bincount(counts.indices, counts.data, len(ids))
+            chunks.append((start, tok))
+        keys = ids.keys()
+        pair_rows = [t.pair_rows.astype(np.uint64) + np.uint64(s) for s, t in chunks]
+        pair_keys = [t.pair_keys for _, t in chunks]
+        pairs, _ = _counted((np.concatenate([np.zeros(0, np.uint64), *pair_rows]) << _U32)
+                            | (np.concatenate([np.zeros(0, np.uint64), *pair_keys]) & _LOW32))
+        bigrams, bigram_df = _counted((pairs & _LOW32) | _BIGRAM_TAG)
+        self._select(len(texts), keys, df, totals, bigrams, bigram_df)
+        self.__dict__.pop("_words", None)
+        self.__dict__.pop("_index", None)
+        if not keep:
+            return None
+        final = words.remapped(self._key_index().get(keys))
+        return self._matrix(final, [tok for _, tok in chunks])
+
+    def _select(self, n: int, keys: np.ndarray, df: np.ndarray, totals: np.ndarray,
+                bigrams: np.ndarray, bigram_df: np.ndarray) -> None:
+        is_char = keys >= _CHAR_TAG
+        max_df = self.max_df_words
+        max_df = max_df * n if isinstance(max_df, float) else max_df
+        word_keep = ~is_char & (df >= self.min_df_words) & (df <= max_df)
+        bigram_keep = (bigram_df >= self.min_df_words) & (bigram_df <= max_df)
+        chars = np.flatnonzero(is_char & (df >= self.min_df_chars))
+        if len(chars) > self.max_char_features:  # the most frequent, ties by key
+            chars = chars[np.lexsort((keys[chars], -totals[chars]))[: self.max_char_features]]
+        chosen = np.concatenate((np.flatnonzero(word_keep), chars))
+        all_keys = np.concatenate((keys[chosen], bigrams[bigram_keep]))
+        all_df = np.concatenate((df[chosen], bigram_df[bigram_keep]))
+        order = np.argsort(all_keys, kind="stable")
+        self.vocabulary_keys_ = all_keys[order]
+        self.n_token_columns_ = int(word_keep.sum()) + len(chars)
+        n_vocab = len(all_keys)
+        idf = np.log((1 + n) / (1 + all_df[order].astype(np.float64))) + 1
+        self.idf_ = np.concatenate((idf, np.ones(len(CUE_FEATURE_NAMES))))
+        block = np.zeros(n_vocab + len(CUE_FEATURE_NAMES), np.uint8)  # 0 words, 1 chars, 2 cues
+        block[int(word_keep.sum()) : self.n_token_columns_] = 1
+        block[n_vocab:] = 2
+        self.block_ = block
+        self.n_features_out_ = len(block)
+
+    def _key_index(self) -> _KeyIndex:
+        index: _KeyIndex | None = self.__dict__.get("_index")
+        if index is None:
+            index = self.__dict__["_index"] = _KeyIndex(self.vocabulary_keys_)
+        return index
+
+    def _table(self) -> _Words:
+        words: _Words | None = self.__dict__.get("_words")
+        if words is None or len(words.chunks) > self.max_cached_words:
+            words = self.__dict__["_words"] = _Words(self._key_index().get)
+        return words
+
+    def _matrix(self, words: _Words, chunks: list[_Tokens]) -> sparse.csr_matrix:
+        """The weighted matrix of tokenized chunks: one (documents × table rows) product with
+        the table, whose last rows are the identity on the word-pair and cue columns."""
+        n_vocab, n_tokens = len(self.vocabulary_keys_), self.n_token_columns_
+        first = len(words.hashes)  # the identity rows of the word pairs and cues start here
+        extra = self.n_features_out_ - n_tokens
+        pair_row, cue_row = first - n_tokens, first + n_vocab - n_tokens  # table row of column 0
+        docs = [sparse.csr_matrix((0, first + extra))]
+        for tok in chunks:
+            bigram_cols = self._key_index().get(tok.pair_keys)
+            ok = bigram_cols >= 0
+            cue_rows, cue_cols = np.nonzero(tok.cues)
+            rows = [tok.rows, tok.pair_rows[ok], cue_rows]
+            cols = [tok.tids, pair_row + bigram_cols[ok], cue_row + cue_cols]
+            docs.append(_doc_matrix(tok.n, rows, cols, first + extra))
+        stacked = docs[-1] if len(docs) == 2 else sparse.vstack(docs, format="csr")
+        return self._weigh(stacked @ words.matrix(self.n_features_out_, extra))
+
+    def _weigh(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
+        """In place: sublinear tf × idf, each text block l2-normalised and weighted; cues ×
+        cue_weight. Row blocks at a time, to bound the temporaries."""
+        weights = np.array([self.word_weight, self.char_weight, 1.0])
+        for start in range(0, x.shape[0], self.CHUNK):
+            stop = min(x.shape[0], start + self.CHUNK)
+            lo, hi = x.indptr[start], x.indptr[stop]
+            data, indices = x.data[lo:hi], x.indices[lo:hi]
+            rows = np.diff(x.indptr[start : stop + 1])
+            slot = np.repeat(np.arange(0, 3 * (stop - start), 3), rows) + self.block_[indices]
+            np.log(data, out=data)
+            data += 1.0
+            data *= self.idf_[indices]
+            norms = np.sqrt(np.bincount(slot, data * data, 3 * (stop - start))).reshape(-1, 3)
+            scale = np.divide(weights, norms, out=np.zeros_like(norms), where=norms > 0)
+            scale[:, 2] = self.cue_weight
+            data *= scale.ravel()[slot]
+        return x
+
+    def transform(self, texts: Any) -> sparse.csr_matrix:
+        return self.transform_with_cues(texts)[0]
+
+    def transform_with_cues(self, texts: Any) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The feature matrix and the boolean cue block (columns ``CUE_FEATURE_NAMES``)."""
+        texts = [str(t) for t in texts]
+        words = self._table()  # one table for the whole call: it may grow by this call only
+        step = self.CHUNK
+        chunks = [_tokens(words, texts[s : s + step]) for s in range(0, len(texts), step)]
+        empty = np.zeros((0, len(CUE_FEATURE_NAMES)), bool)
+        return self._matrix(words, chunks), np.concatenate([empty, *(t.cues for t in chunks)])
+
+    def explain(self, text: str) -> dict[int, str]:
+        """Readable names of the columns that ``transform([text])`` sets."""
+        names: dict[int, list[str]] = {}
+        words = [t.rstrip("'-") for t in _TOKEN.findall(str(text).lower())]
+        index = self._key_index()
+        for word in dict.fromkeys(words):
+            grams = _ngrams(word)
+            keys = [_WORD_TAG | _hash(word), *(_CHAR_TAG | _hash(g) for g in grams)]
+            labels = [f"word '{word}'", *(f"chars '{g}'" for g in grams)]
+            for col, label in zip(index.get(np.array(keys, np.uint64)).tolist(), labels,
+                                  strict=True):
+                if 0 <= col < self.n_token_columns_:
+                    names.setdefault(col, []).append(label)
+        hashes = np.array([_hash(w) for w in words], np.uint64)
+        pairs = index.get(_bigram_keys(hashes[:-1], hashes[1:]))
+        for i, col in enumerate(pairs.tolist()):
+            if col >= 0:
+                names.setdefault(col, []).append(f"words '{words[i]} {words[i + 1]}'")
+        n_vocab = len(self.vocabulary_keys_)
+        for j in np.flatnonzero(cue_matrix([text])[0]).tolist():
+            names[n_vocab + j] = [CUE_FEATURE_NAMES[j]]
+        return {col: " / ".join(dict.fromkeys(labels)) for col, labels in names.items()}
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        kinds = np.array(["word", "chars", "cue"], dtype=object)[self.block_]
+        names = [f"{k}#{i}" for i, k in enumerate(kinds[: len(self.vocabulary_keys_)])]
+        return np.array(names + list(CUE_FEATURE_NAMES), dtype=object)
+
+
+def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and their counts (a sort: faster than np.unique's hashing here)."""
+    values = np.sort(values)
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    return values[starts], np.diff(np.append(starts, len(values)))
+
+
+def _grow(array: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate((array, np.zeros(size - len(array), array.dtype)))
+
+
+# -- kept so that models pickled with FEATURE_SCHEMA_VERSION 1 still load ----------------------
+@lru_cache(maxsize=200_000)
+def _subwords(word: str) -> tuple[str, ...]:
+    return tuple(_ngrams(word))
+
+
+def subword_ngrams(text: str) -> list[str]:
+    """Character 3-5-grams inside word boundaries (the analyzer of schema-1 models)."""
+    return list(chain.from_iterable(_subwords(w) for w in _WORD.findall(text.lower())))
+
+
+class CueFeatures(TransformerMixin, BaseEstimator):
+    """The cue block alone as a dense-valued sparse matrix (used by schema-1 models)."""
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: Any, y: Any = None) -> CueFeatures:
+        return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.array(CUE_FEATURE_NAMES, dtype=object)
+
+    def transform(self, texts: Any) -> sparse.csr_matrix:
+        return sparse.csr_matrix(cue_matrix(list(texts)).astype(np.float64) * self.weight)

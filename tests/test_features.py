@@ -1,0 +1,281 @@
+"""What the model sees: input text, cues (fast search == plain regexes), the featurizer's
+determinism, bounded cache, pickling and explanations."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import re
+
+import numpy as np
+import pytest
+
+from supportcli import features
+from supportcli.features import (
+    AUTOMATED_MARK,
+    CUE_FEATURE_NAMES,
+    CUE_NAMES,
+    CUES,
+    URGENT_CUES,
+    CueFeatures,
+    TextFeatures,
+    cue_hits,
+    cue_matrix,
+    to_text,
+    urgent_cues,
+)
+
+CUE_EXAMPLES = {
+    "chargeback or payment dispute": [
+        "I will file a chargeback with my bank today.",
+        "Ich habe eine Rückbuchung bei meiner Bank veranlasst.",
+        "J'ai fait une opposition bancaire sur ce paiement.",
+        "Voy a pedir un contracargo a mi banco.",
+    ],
+    "legal threat": [
+        "My lawyer will be in touch.",
+        "Mein Anwalt wird sich bei Ihnen melden.",
+        "Je vais contacter mon avocat.",
+        "Mi abogado se pondrá en contacto.",
+    ],
+    "fraud or unauthorised charge": [
+        "There is an unauthorized charge on my card.",
+        "Das ist Betrug, ich habe nichts bestellt.",
+        "C'est une fraude, je n'ai rien commandé.",
+        "No autoricé este cargo.",
+    ],
+    "safety problem": [
+        "My son had an allergic reaction to the cream.",
+        "Mein Kind musste ins Krankenhaus.",
+        "Ma fille est aux urgences.",
+        "Tengo alergia al producto.",
+    ],
+    "deadline within a day": [
+        "I need it by tomorrow for the party.",
+        "Ich brauche das Paket bis morgen.",
+        "C'est pour demain matin.",
+        "Lo necesito para mañana.",
+    ],
+    "public review threat": [
+        "I will leave a bad review everywhere.",
+        "Sie bekommen eine schlechte Bewertung.",
+        "Je vais laisser un avis très négatif.",
+        "Voy a escribir una reseña negativa.",
+    ],
+    "repeated follow-up": [
+        "This is my third email about this.",
+        "Ich warte immer noch auf eine Antwort.",
+        "Toujours pas de réponse de votre part.",
+        "Todavía no he recibido nada.",
+    ],
+    "anger": [
+        "This is completely unacceptable.",
+        "Das ist unverschämt.",
+        "C'est inadmissible.",
+        "Es inaceptable.",
+    ],
+    "money already taken": [
+        "I was charged twice for one order.",
+        "Wann bekomme ich meine Erstattung?",
+        "Merci de me rembourser la commande.",
+        "Quiero un reembolso.",
+    ],
+}
+NEUTRAL = "Hello, could you tell me which colours the linen shirt comes in? Thanks, Anna"
+
+
+def test_to_text_uses_subject_and_new_text_and_marks_automated_mail() -> None:
+    assert to_text(" Where is it? ", "  New text ", "> old quote") == "Where is it?\nNew text"
+    assert to_text("Re: x", "", "quoted only") == "Re: x\nquoted only"
+    assert to_text("Out of office", "Back Monday", automated="auto-reply").endswith(
+        "\n" + AUTOMATED_MARK
+    )
+
+
+@pytest.mark.parametrize(
+    ("cue", "text"), [(cue, text) for cue, texts in CUE_EXAMPLES.items() for text in texts]
+)
+def test_each_cue_is_found_in_four_languages(cue: str, text: str) -> None:
+    assert cue in cue_hits(f"Subject\n{text}")
+
+
+def test_neutral_text_has_no_cues() -> None:
+    assert cue_hits(NEUTRAL) == ()
+    assert not cue_matrix([NEUTRAL]).any()
+
+
+def test_urgent_cues_are_the_urgent_ones_and_never_for_automated_mail() -> None:
+    text = "Refund?\nThis is unacceptable. I will file a chargeback and call my lawyer."
+    assert set(cue_hits(text)) == {"money already taken", "anger",
+                                   "chargeback or payment dispute", "legal threat"}  # fmt: skip
+    assert urgent_cues(text) == ("chargeback or payment dispute", "legal threat")
+    assert set(urgent_cues(text)) <= URGENT_CUES
+    assert urgent_cues(f"{text}\n{AUTOMATED_MARK}") == ()
+    assert features.urgent_cues_from(cue_matrix([text, f"{text}\n{AUTOMATED_MARK}"])) == [
+        ("chargeback or payment dispute", "legal threat"), ()]
+
+
+def test_order_automated_and_shouting_columns() -> None:
+    order, automated, caps = (CUE_FEATURE_NAMES.index(f"cue: {n}") for n in (
+        "mentions an order", "automated mail", "shouting (capitals)"))  # fmt: skip
+    rows = cue_matrix([
+        "Status of #10234 please",
+        f"Delivery report\n{AUTOMATED_MARK}",
+        "WHERE IS MY PARCEL, I PAID THREE WEEKS AGO AND NOTHING HAPPENED",
+        "WHERE IS IT",  # too few letters to call it shouting
+        "Wo ist meine Bestellung?",
+    ])
+    assert rows[:, order].tolist() == [True, False, False, False, True]
+    assert rows[:, automated].tolist() == [False, True, False, False, False]
+    assert rows[:, caps].tolist() == [False, False, True, False, False]
+
+
+def _reference_cues(text: str) -> list[bool]:
+    """The cue block computed the slow, obvious way: each regex over the whole text."""
+    row = [bool(pattern.search(text)) for _, pattern, _ in CUES]
+    row.append(bool(re.search("|".join(features._ORDER_SPEC), text, re.IGNORECASE)))
+    row.append(AUTOMATED_MARK in text)
+    letters = [ch for ch in text[:1500] if ch.isalpha()]
+    caps = sum(ch.isupper() for ch in letters) / len(letters) if len(letters) > 20 else 0.0
+    row.append(caps > 0.6)
+    return row
+
+
+def _random_texts(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    phrases = [t for texts in CUE_EXAMPLES.values() for t in texts] + [
+        NEUTRAL, "order", "Order #12345", "#9999", "it's tomorrow", "no one has replied",
+        "follow-up", "charge back", "!!", "ÜBER", "ships today", "1-star review",
+        "post this on", "didn't make this", "account has been hacked", "a", "tomorrow",
+        "by", "no body got back", "within 24h", "lastschrift ging zurück",
+    ]  # fmt: skip
+    out = []
+    for _ in range(n):
+        words = [rng.choice(phrases) for _ in range(rng.randint(1, 6))]
+        text = " ".join(w.upper() if rng.random() < 0.2 else w for w in words)
+        out.append(text)
+    return out
+
+
+def test_fast_cue_search_equals_the_plain_regexes() -> None:
+    texts = _random_texts(400) + [t for ts in CUE_EXAMPLES.values() for t in ts] + [NEUTRAL, ""]
+    fast = cue_matrix(texts)
+    slow = np.array([_reference_cues(t) for t in texts])
+    mismatched = [texts[i] for i in np.flatnonzero((fast != slow).any(axis=1))]
+    assert mismatched == []
+    assert fast[:, : len(CUE_NAMES)].any(axis=0).all()  # every cue occurs somewhere
+
+
+def test_cue_features_transformer_is_the_cue_block_times_weight() -> None:
+    texts = _random_texts(20)
+    block = CueFeatures(weight=0.5).fit(texts).transform(texts).toarray()
+    assert np.array_equal(block, cue_matrix(texts) * 0.5)
+    assert list(CueFeatures().get_feature_names_out()) == list(CUE_FEATURE_NAMES)
+
+
+CORPUS = [
+    "Where is my order #10234? It was supposed to ship on Monday.",
+    "Refund please: the mug arrived broken, photos attached.",
+    "Ich habe eine Rückbuchung veranlasst, das Paket kam nie an!",
+    "Bonjour, ma commande n'est toujours pas arrivée. Merci de me rembourser.",
+    "Hola, quiero cancelar mi pedido 5531 antes del envío.",
+    "Can I change the delivery address for order 77812?",
+    "Wholesale inquiry: we run three cafés and would like your price list.",
+    "Your invoice INV-2231 is attached. Thanks for your business.",
+    "Password reset link does not work, I cannot log in.",
+    "THIS IS THE THIRD TIME I WRITE!! NOBODY ANSWERS MY EMAILS",
+]
+
+
+def _fitted(texts: list[str] = CORPUS, **params: object) -> TextFeatures:
+    return TextFeatures(min_df_chars=1, **params).fit(texts)  # type: ignore[arg-type]
+
+
+def _same(a: object, b: object) -> bool:
+    return bool((a != b).nnz == 0) and a.shape == b.shape  # type: ignore[attr-defined]
+
+
+def test_two_fits_give_the_same_features_and_matrix() -> None:
+    one, two = _fitted(), _fitted()
+    assert np.array_equal(one.vocabulary_keys_, two.vocabulary_keys_)
+    assert np.array_equal(one.idf_, two.idf_)
+    x1, x2 = one.transform(CORPUS), two.transform(CORPUS)
+    assert np.array_equal(x1.indices, x2.indices) and np.array_equal(x1.data, x2.data)
+    assert _same(TextFeatures(min_df_chars=1).fit_transform(CORPUS), x1)
+
+
+def test_matrix_does_not_depend_on_the_cache_or_on_batching() -> None:
+    fitted = _fitted()
+    reference = fitted.transform(CORPUS)
+    fitted.transform([*reversed(CORPUS), "unseen words zebra quokka"])  # warm, reordered
+    assert _same(fitted.transform(CORPUS), reference)
+    one_by_one = [fitted.transform([t]) for t in CORPUS]
+    assert all(_same(row, reference[i]) for i, row in enumerate(one_by_one))
+    fitted.CHUNK = 3  # several chunks per call
+    assert _same(fitted.transform(CORPUS), reference)
+
+
+def test_blocks_are_normalised_and_weighted() -> None:
+    fitted = _fitted(word_weight=1.0, char_weight=2.0, cue_weight=0.5)
+    x = fitted.transform(CORPUS).toarray()
+    for block, expected in ((0, 1.0), (1, 2.0)):
+        norms = np.linalg.norm(x[:, fitted.block_ == block], axis=1)
+        assert np.allclose(norms, expected)
+    cues = x[:, fitted.block_ == 2]
+    assert set(np.unique(cues)) <= {0.0, 0.5}
+    assert np.array_equal(cues > 0, cue_matrix(CORPUS))
+
+
+def test_unseen_words_and_empty_texts() -> None:
+    fitted = _fitted()
+    x = fitted.transform(["", "qqqq zzzz", CORPUS[0]])
+    assert x.shape == (3, fitted.n_features_out_)
+    assert x[0].nnz == 0 and x[1].nnz == 0 and x[2].nnz > 0
+    assert fitted.transform([]).shape == (0, fitted.n_features_out_)
+
+
+def test_cache_stays_bounded_and_results_do_not_change() -> None:
+    texts = [f"{t} token{i} other{i * 7}" for i, t in enumerate(CORPUS * 30)]
+    bounded = TextFeatures(min_df_chars=1, max_cached_words=50).fit(texts)
+    reference = TextFeatures(min_df_chars=1).fit(texts).transform(texts)
+    for start in range(0, len(texts), 20):
+        part = bounded.transform(texts[start : start + 20])
+        assert _same(part, reference[start : start + 20])
+        assert len(bounded._table().chunks) <= 50 + 20 * 20  # reset before it grows further
+
+
+def test_pickle_drops_the_cache_and_keeps_the_results() -> None:
+    fitted = _fitted()
+    before = fitted.transform(CORPUS)
+    state = fitted.__getstate__()
+    assert "_words" not in state and "_index" not in state
+    loaded = pickle.loads(pickle.dumps(fitted))
+    assert _same(loaded.transform(CORPUS), before)
+
+
+def test_explanations_name_every_column_from_the_text() -> None:
+    fitted = _fitted()
+    text = "Ich habe eine Rückbuchung veranlasst, das Paket kam nie an!"
+    row = fitted.transform([text])
+    names = fitted.explain(text)
+    assert set(names) == set(row.indices.tolist())
+    lowered = text.lower()
+    for name in names.values():
+        for part in name.split(" / "):
+            kind, _, value = part.partition(" '")
+            value = value.rstrip("'")
+            if kind == "word":
+                assert re.search(rf"\b{re.escape(value)}\b", lowered)
+            elif kind == "chars":
+                assert value.strip() in lowered
+            elif kind == "words":
+                assert all(w in lowered for w in value.split())
+            else:
+                assert part in CUE_FEATURE_NAMES
+    assert "chars 'ückb'" in " / ".join(names.values())  # character n-grams of German words
+    assert "cue: chargeback or payment dispute" in names.values()
+
+
+def test_schema_one_analyzer_still_available_for_old_models() -> None:
+    grams = features.subword_ngrams("Hi Rückbuchung")
+    assert " hi " in grams and "ückb" in grams
