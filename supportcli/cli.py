@@ -290,8 +290,9 @@ def train(
             result = training.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
-    console.print(render.metrics_table("category (5-fold cross-validation)", metrics["category"]))
-    console.print(render.metrics_table("urgency (5-fold cross-validation)", metrics["urgency"]))
+    how = metrics.get("validation", "cross-validation")
+    console.print(render.metrics_table(f"category ({how})", metrics["category"]))
+    console.print(render.metrics_table(f"urgency ({how})", metrics["urgency"]))
     if result.comparison.get("new"):
         console.print(render.comparison_table(result.comparison))
     state = "installed and active" if result.installed else "kept but NOT installed (worse)"

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from .records import Message, Prediction, ScoreTerm, TriageItem
 
-URGENCY_POINTS = {"urgent": 100.0, "high": 60.0, "normal": 30.0, "low": 5.0}
+# urgent is far ahead so that a fresh urgent message outranks a high one that has waited long
+URGENCY_POINTS = {"urgent": 140.0, "high": 60.0, "normal": 30.0, "low": 5.0}
 URGENCY_ORDER = ("urgent", "high", "normal", "low")
 WAITING_MAX = 40.0
 FOLLOWUP_POINTS = 15.0

@@ -104,6 +104,7 @@ def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportRe
         "html": report.render_html,
     }[request.fmt](data)
     summary = {
+        "as_of": now.isoformat(),
         "awaiting": len(items),
         "urgent": data.headline.urgent,
         "new_since_last": data.headline.new_since_last,
@@ -186,10 +187,14 @@ def _sample_counts() -> Counter[str]:
 
 
 def last_report_at(store: Store) -> datetime | None:
+    """The time the last successful report was made as of (its --as-of, else its start)."""
     row = store.db.execute(
-        "SELECT max(started_at) FROM runs WHERE command = 'report' AND status = 'ok'"
+        "SELECT started_at, json_extract(summary, '$.as_of') FROM runs "
+        "WHERE command = 'report' AND status = 'ok' ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None
+    if row is None:
+        return None
+    return datetime.fromisoformat(row[1] or row[0])
 
 
 def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:

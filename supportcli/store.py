@@ -160,12 +160,17 @@ def _m005_tag_journal(db: sqlite3.Connection) -> None:
     )
 
 
+def _m006_content_hash_index(db: sqlite3.Connection) -> None:
+    db.execute("CREATE INDEX messages_content_hash ON messages(content_hash)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_messages,
     _m002_predictions_labels,
     _m003_sync_runs,
     _m004_answered,
     _m005_tag_journal,
+    _m006_content_hash_index,
 ]
 
 
@@ -286,6 +291,15 @@ class Store:
 
     def answered_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT message_id FROM answered")}
+
+    def ids_by_content_hash(self, hashes: Sequence[str]) -> dict[str, str]:
+        """Message-IDs of stored messages with these raw-bytes hashes (already imported)."""
+        rows = self.db.execute(
+            "SELECT content_hash, message_id FROM messages WHERE content_hash IN "
+            "(SELECT value FROM json_each(?))",
+            (json.dumps(list(hashes)),),
+        )
+        return {row[0]: row[1] for row in rows}
 
     def has_message(self, message_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,))

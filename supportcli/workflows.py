@@ -3,6 +3,7 @@ record that ``cli`` hands to ``render`` or ``export``."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from .config import Settings
 from .errors import SourceError, UsageError
 from .features import message_text
 from .parse import parse
-from .records import Message, ParseFailure, Prediction, TriageItem
+from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
 from .sources.files import open_path
 from .store import Store
@@ -35,26 +36,36 @@ class IngestResult:
 def ingest(
     source: MessageSource, store: Store, progress: Callable[[int], None] | None = None
 ) -> IngestResult:
-    """Parse every message of a source into the store; broken ones are recorded, not fatal."""
+    """Parse every message of a source into the store; broken ones are recorded, not fatal.
+
+    Messages whose exact bytes are already stored are not parsed again."""
     result = IngestResult()
-    batch: list[Message] = []
+    pending: list[tuple[RawMessage, str]] = []
 
     def flush() -> None:
+        known = store.ids_by_content_hash([digest for _, digest in pending])
+        batch: list[Message] = []
+        for raw, digest in pending:
+            if digest in known:
+                result.duplicates += 1
+                result.message_ids.append(known[digest])
+                continue
+            parsed = parse(raw)
+            if isinstance(parsed, ParseFailure):
+                result.failures.append(parsed)
+                log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
+            else:
+                batch.append(parsed)
+                result.message_ids.append(parsed.message_id)
         added, dupes = store.add_messages(batch)
         result.added += added
         result.duplicates += dupes
-        batch.clear()
+        pending.clear()
 
     for raw in source.iter_messages():
-        parsed = parse(raw)
-        if isinstance(parsed, ParseFailure):
-            result.failures.append(parsed)
-            log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
-        else:
-            batch.append(parsed)
-            result.message_ids.append(parsed.message_id)
-            if len(batch) >= BATCH:
-                flush()
+        pending.append((raw, hashlib.sha256(raw.data).hexdigest()))
+        if len(pending) >= BATCH:
+            flush()
         if progress:
             progress(1)
     flush()
