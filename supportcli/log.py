@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 _SECRETS: set[str] = set()
 REDACTED = "***"
@@ -58,7 +59,7 @@ def setup(verbosity: int, *, quiet: bool = False) -> None:
         handler = RichHandler(show_time=False, show_path=False, markup=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     if verbosity < 2:
@@ -70,6 +71,19 @@ def setup(verbosity: int, *, quiet: bool = False) -> None:
     handler.set_name(HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not the stream that
+    was current at setup), so a redirected or replaced stderr never breaks logging."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def _quiet_third_parties(record: logging.LogRecord) -> bool:
