@@ -284,7 +284,7 @@ def train(
         has_labels = bool(store.labels())
         in_checkout = resources.samples_dir().name == "samples"
         if output is not None or default or (not has_labels and in_checkout and not force):
-            result = training.train_default(output)
+            result = training.train_default(output, settings=settings)
         else:
             weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
             result = training.train_shop(settings, store, force=force, own_weight=weight)

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import artifacts, dataset, registry, resources
 from .config import Settings
-from .errors import ModelError, UsageError
+from .errors import ConfigError, ModelError, UsageError
 from .features import message_text
 from .store import Store
 
@@ -61,7 +61,21 @@ def _meta(
     }
 
 
-def train_default(output: Path | None = None, *, with_metrics: bool = True) -> TrainResult:
+def target_accuracy(settings: Settings | None) -> float:
+    """``target_accuracy`` from the config ([model] table or top level), else the default."""
+    from .model import DEFAULT_TARGET_ACCURACY
+
+    raw = settings.raw if settings is not None else {}
+    model_table = raw.get("model", {}) if isinstance(raw.get("model", {}), dict) else {}
+    value = model_table.get("target_accuracy", raw.get("target_accuracy", DEFAULT_TARGET_ACCURACY))
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(f"target_accuracy must be a number between 0 and 1, not {value!r}")
+    return float(value)
+
+
+def train_default(
+    output: Path | None = None, *, with_metrics: bool = True, settings: Settings | None = None
+) -> TrainResult:
     """Build the default model from the bundled samples (``samples/labels.csv``)."""
     from .model import fit
 
@@ -69,7 +83,13 @@ def train_default(output: Path | None = None, *, with_metrics: bool = True) -> T
     data = dataset.load_folder(samples)
     check_class_sizes(data.categories)
     check_class_sizes(data.urgencies)
-    trained = fit(data.texts, data.categories, data.urgencies, with_metrics=with_metrics)
+    trained = fit(
+        data.texts,
+        data.categories,
+        data.urgencies,
+        with_metrics=with_metrics,
+        target_accuracy=target_accuracy(settings),
+    )
     directory = output or resources.default_model_dir()
     meta = artifacts.save(
         trained,
@@ -135,6 +155,7 @@ def train_shop(
         samples.categories + own.categories,
         samples.urgencies + own.urgencies,
         sample_weight=[1.0] * len(samples.texts) + [own_weight] * len(own.texts),
+        target_accuracy=target_accuracy(settings),
     )
     version = _new_version_name(settings)
     directory = settings.models_dir / version

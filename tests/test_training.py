@@ -127,3 +127,24 @@ def test_scrambled_labels_are_refused_unless_forced(
 
     assert main(["train", "--own-weight", "8", "--force"]) == 0
     assert "installed and active" in capsys.readouterr().out
+
+
+def test_target_accuracy_in_the_config_sets_the_review_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coverage = {}
+    for target in (0.7, 0.95):
+        config = tmp_path / f"c{target}.toml"
+        config.write_text(f"[model]\ntarget_accuracy = {target}\n", encoding="utf-8")
+        out_dir = tmp_path / f"m{target}"
+        assert main(["--config", str(config), "train", "--output", str(out_dir)]) == 0
+        assert "coverage" in capsys.readouterr().out
+        meta = json.loads((out_dir / "meta.json").read_text())
+        category = meta["metrics"]["category"]
+        assert meta["metrics"]["target_accuracy"] == target
+        assert category["covered_accuracy"] >= target - 0.02
+        coverage[target] = category["coverage"]
+    assert coverage[0.95] < coverage[0.7]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\ntarget_accuracy = 7\n", encoding="utf-8")
+    assert main(["--config", str(bad), "train", "--output", str(tmp_path / "x")]) == 3
