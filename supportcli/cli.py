@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands.common import Context, parse_when, stderr_console, stdout_console
+from .commands.common import AccountOption, Context, parse_when, stderr_console, stdout_console
 from .commands.common import get_context as _ctx
 from .errors import ExitCode, SupportCliError, UsageError
 
@@ -83,9 +83,7 @@ def triage(
     offline: Annotated[
         bool, typer.Option("--offline", help="Rank the store as it is, without syncing.")
     ] = False,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this IMAP account (repeatable).")
-    ] = None,
+    account: AccountOption = None,
     fmt: Annotated[
         TriageFormat, typer.Option("--format", "-f", help="Output format.")
     ] = TriageFormat.table,
@@ -323,9 +321,7 @@ def report(
     offline: Annotated[
         bool, typer.Option("--offline", help="Report on the store as it is, without syncing.")
     ] = False,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this IMAP account (repeatable).")
-    ] = None,
+    account: AccountOption = None,
     fail_on: Annotated[
         Urgency | None,
         typer.Option("--fail-on", help="Exit 10 when items of this urgency or higher wait."),

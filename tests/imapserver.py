@@ -596,6 +596,14 @@ service anvil {{
             raise
         return imap
 
+    def account_toml(self, folder: str, name: str = "shop", password_env: str = "PW") -> str:
+        """A supportcli ``[accounts.NAME]`` table for this server (STARTTLS, CA verified)."""
+        return (
+            f'[accounts.{name}]\nhost = "{self.host}"\nport = {self.port}\n'
+            f'security = "starttls"\nusername = "{self.user}"\nca_file = "{self.ca_cert}"\n'
+            f'folders = ["{folder}"]\nfirst_sync_days = 36500\npassword_env = "{password_env}"\n'
+        )
+
     # ----------------------------------------------------------- mail helpers
 
     def create_folder(self, name: str) -> None:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +21,9 @@ DEMO = sorted(resources.demo_dir().glob("*.eml"))
 _folders = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[object]:
-    from imapserver import DovecotServer, DovecotUnavailable
-
-    try:
-        dovecot = DovecotServer.start(Path(home := tempfile.mkdtemp(prefix="dv", dir="/tmp")))
-    except DovecotUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dovecot is required in CI: {exc}")
-        pytest.skip(f"dovecot not installed: {exc}")
-    yield dovecot
-    dovecot.stop()
-    shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture
+def server(dovecot: object) -> object:
+    return dovecot
 
 
 @pytest.fixture

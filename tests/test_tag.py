@@ -3,10 +3,7 @@ keywords and journals them, untag removes exactly what that run added."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +15,9 @@ pytestmark = pytest.mark.imap
 DEMO = sorted(resources.demo_dir().glob("*.eml"))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[object]:
-    from imapserver import DovecotServer, DovecotUnavailable
-
-    try:
-        dovecot = DovecotServer.start(Path(tempfile.mkdtemp(prefix="dvtag", dir="/tmp")))
-    except DovecotUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dovecot is required in CI: {exc}")
-        pytest.skip(f"dovecot not installed: {exc}")
-    yield dovecot
-    dovecot.stop()
+@pytest.fixture
+def server(dovecot: object) -> object:
+    return dovecot
 
 
 def _setup(server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -39,12 +27,7 @@ def _setup(server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> s
         server.append("Tag", path.read_bytes(), flags=flags)  # type: ignore[attr-defined]
     monkeypatch.setenv("PW", server.password)  # type: ignore[attr-defined]
     config = tmp_path / "config.toml"
-    config.write_text(
-        f'[accounts.shop]\nhost = "127.0.0.1"\nport = {server.port}\n'  # type: ignore[attr-defined]
-        f'security = "starttls"\nusername = "{server.user}"\n'  # type: ignore[attr-defined]
-        f'ca_file = "{server.ca_cert}"\nfolders = ["Tag"]\n'  # type: ignore[attr-defined]
-        'first_sync_days = 36500\npassword_env = "PW"\n'
-    )
+    config.write_text(server.account_toml("Tag"))  # type: ignore[attr-defined]
     config.chmod(0o600)
     return str(config)
 

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import Settings
+
+
+AccountOption = Annotated[
+    list[str] | None, typer.Option("--account", help="Only this IMAP account (repeatable).")
+]
 
 
 @dataclass

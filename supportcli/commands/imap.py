@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError, ExitCode, UsageError
-from .common import get_context, stderr_console, stdout_console
+from .common import AccountOption, get_context, stderr_console, stdout_console
 
 
 def register(app: typer.Typer) -> None:
@@ -142,9 +142,7 @@ def _drop_table(text: str, header: str) -> str:
 
 def sync(
     ctx: typer.Context,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
-    ] = None,
+    account: AccountOption = None,
 ) -> None:
     """Fetch new mail from the configured IMAP accounts into the store (read-only)."""
     from .. import sync as sync_workflow
@@ -197,9 +195,7 @@ class _progress:
 
 def doctor(
     ctx: typer.Context,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
-    ] = None,
+    account: AccountOption = None,
 ) -> None:
     """Check config, credentials, network, TLS, login, folders and the model, one line each."""
     from .. import doctor as checks
@@ -252,9 +248,7 @@ def tag(
     min_urgency: Annotated[
         str | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
     ] = None,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
-    ] = None,
+    account: AccountOption = None,
     sync_first: Annotated[
         bool, typer.Option("--sync/--no-sync", help="Sync before tagging.")
     ] = False,
