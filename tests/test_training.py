@@ -37,18 +37,18 @@ def _seed(store_path: Path, items: list[tuple[Message, str, str]]) -> None:
             store.set_label(m.message_id, category, urgency)
 
 
-def _gift_card_messages(n: int) -> list[tuple[Message, str, str]]:
+def _engraving_messages(n: int) -> list[tuple[Message, str, str]]:
     items = []
     for i in range(n):
         raw = (
             f"From: buyer{i}@example.com\r\nTo: support@shop.example\r\n"
-            f"Subject: gift card question {i}\r\nMessage-ID: <gift-{i}@example.com>\r\n"
+            f"Subject: engraving request {i}\r\nMessage-ID: <engrave-{i}@example.com>\r\n"
             f"Date: Mon, {i + 1} Jun 2026 10:00:00 +0000\r\n\r\n"
-            f"Hi, I have a gift card with code GC-{1000 + i} and the gift card balance "
-            f"{'shows zero' if i % 2 else 'is not accepted'} at checkout. "
-            "Can gift cards be topped up?\r\n"
+            f"Hi, could you engrave the initials {'AB' if i % 2 else 'JK'}{i} on the "
+            f"{'tumbler' if i % 3 else 'pen'}? Which engraving fonts do you offer "
+            "for personalised engraving?\r\n"
         ).encode()
-        items.append((_parse_bytes(raw), "gift_cards", "normal"))
+        items.append((_parse_bytes(raw), "engraving", "normal"))
     return items
 
 
@@ -67,30 +67,30 @@ def _config(tmp_path: Path, extra: list[str]) -> Path:
 def test_custom_category_with_too_few_examples_is_refused(
     tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _seed(isolated_state / "supportcli.db", _gift_card_messages(2))
-    code = main(["--config", str(_config(tmp_path, ["gift_cards"])), "train"])
+    _seed(isolated_state / "supportcli.db", _engraving_messages(2))
+    code = main(["--config", str(_config(tmp_path, ["engraving"])), "train"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "gift_cards has 2, needs 3 more" in err
+    assert "engraving has 2, needs 3 more" in err
 
 
 @pytest.mark.slow
 def test_custom_category_is_learned_and_rollback_works(
     tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _seed(isolated_state / "supportcli.db", _gift_card_messages(12))
-    config = str(_config(tmp_path, ["gift_cards"]))
+    _seed(isolated_state / "supportcli.db", _engraving_messages(12))
+    config = str(_config(tmp_path, ["engraving"]))
     assert main(["--config", config, "train", "--force"]) == 0
     out = capsys.readouterr().out
-    assert "gift_cards" in out and "installed and active" in out
+    assert "engraving" in out and "installed and active" in out
     probe = tmp_path / "probe.eml"
     probe.write_bytes(
-        b"From: z@example.com\r\nTo: support@shop.example\r\nSubject: gift card\r\n"
+        b"From: z@example.com\r\nTo: support@shop.example\r\nSubject: engraving\r\n"
         b"Message-ID: <probe@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n\r\n"
-        b"My gift card balance shows zero after one use, can you check the gift card?\r\n"
+        b"Can you engrave my initials on the tumbler, and which engraving fonts are there?\r\n"
     )
     assert main(["--config", config, "classify", str(probe), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["category"] == "gift_cards"
+    assert json.loads(capsys.readouterr().out)["category"] == "engraving"
 
     assert main(["model", "list"]) == 0
     listing = capsys.readouterr().out
@@ -98,7 +98,7 @@ def test_custom_category_is_learned_and_rollback_works(
     assert main(["model", "use", "default"]) == 0
     capsys.readouterr()
     assert main(["--config", config, "classify", str(probe), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["category"] != "gift_cards"
+    assert json.loads(capsys.readouterr().out)["category"] != "engraving"
     assert main(["model", "use", "no-such-version"]) == 2
 
 
