@@ -318,8 +318,8 @@ class Store:
         message_ids: Sequence[str] | None = None,
         light: bool = False,
     ) -> list[Message]:
-        """Messages, oldest first. ``light`` leaves the quoted history and signature out
-        (ranking and exports never read them), which halves the memory of a big triage."""
+        """Messages, oldest first. ``light`` leaves the texts out (ranking and exports never
+        read them), which halves the memory of a big triage."""
         columns = _LIGHT_COLUMNS if light else "*"
         sql, args = f"SELECT {columns} FROM messages WHERE 1=1", []  # noqa: S608
         if since is not None:
@@ -368,9 +368,11 @@ class Store:
                 "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
 
-    def predictions(self, model_id: str) -> dict[str, Prediction]:
+    def predictions(self, model_id: str, *, light: bool = False) -> dict[str, Prediction]:
+        """Stored predictions of one model. ``light`` leaves out the per-category
+        probabilities (ranking needs only the urgency ones)."""
         rows = self.db.execute("SELECT * FROM predictions WHERE model_id = ?", (model_id,))
-        return {row["message_id"]: _row_prediction(row) for row in rows}
+        return {row["message_id"]: _row_prediction(row, light) for row in rows}
 
     def set_label(self, message_id: str, category: str, urgency: str, by: str = "cli") -> None:
         with self.transaction() as db:
@@ -513,7 +515,7 @@ def _message_row(m: Message) -> tuple[object, ...]:
 
 
 _LIGHT_COLUMNS = ", ".join(
-    c if c not in ("text_quoted", "text_signature") else f"'' AS {c}"
+    c if c not in ("text_new", "text_quoted", "text_signature") else f"'' AS {c}"
     for c in ["id", *_MESSAGE_COLUMNS]
 )
 
@@ -546,8 +548,10 @@ def _row_message(row: sqlite3.Row) -> Message:
     )
 
 
-def _row_prediction(row: sqlite3.Row) -> Prediction:
+def _row_prediction(row: sqlite3.Row, light: bool = False) -> Prediction:
     detail = json.loads(row["detail"])
+    if light:
+        detail["cat"] = {}
     return Prediction(
         category=row["category"],
         category_confidence=row["category_confidence"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,12 +89,15 @@ def classify_ids(
     store: Store, loaded: registry.LoadedModel, message_ids: list[str]
 ) -> dict[str, Prediction]:
     """Like classify_messages, reading the full messages from the store a batch at a time,
-    so a big mailbox never sits in memory twice."""
-    known = store.predictions(loaded.model_id)
+    so a big mailbox never sits in memory twice. The predictions returned are light (no
+    per-category probabilities): enough to rank and export."""
+    known = store.predictions(loaded.model_id, light=True)
     todo = [i for i in dict.fromkeys(message_ids) if i not in known]
     for start in range(0, len(todo), CLASSIFY_BATCH):
         batch = store.messages(message_ids=todo[start : start + CLASSIFY_BATCH])
-        _predict(store, loaded, batch, known)
+        fresh: dict[str, Prediction] = {}
+        _predict(store, loaded, batch, fresh)
+        known.update((i, replace(p, category_probs={})) for i, p in fresh.items())
     return {i: known[i] for i in message_ids if i in known}
 
 
