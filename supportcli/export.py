@@ -65,10 +65,14 @@ def item_record(item: TriageItem) -> dict[str, Any]:
 
 
 def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
-    records = [item_record(i) for i in items]
+    """Write items one record at a time (a 100,000-row export never sits in memory)."""
+    records = (item_record(i) for i in items)
     if fmt == "json":
-        json.dump(records, out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write("[")
+        for n, record in enumerate(records):
+            out.write(",\n" if n else "\n")
+            out.write(_indent(json.dumps(record, ensure_ascii=False, indent=2)))
+        out.write("\n]\n" if items else "]\n")
     elif fmt == "jsonl":
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -86,6 +90,10 @@ def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
         _markdown(items, out)
     else:
         raise ValueError(f"unknown format {fmt}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 def _markdown(items: Sequence[TriageItem], out: TextIO) -> None:
