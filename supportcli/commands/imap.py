@@ -94,6 +94,10 @@ def init(
     account = account_from_table(name, table)
     path = context.settings().config_path if context.config is None else context.config
     _write_account(path, name, write_account_toml(account), force)
+    if keyring and prompt:
+        from ..credentials import store_in_keyring
+
+        store_in_keyring(account, typer.prompt("Password (saved in the keyring)", hide_input=True))
     stderr_console().print(
         f"wrote account {name} to {path} (mode 0600); check it with `supportcli doctor`",
         markup=False,
@@ -199,6 +203,7 @@ def doctor(
 ) -> None:
     """Check config, credentials, network, TLS, login, folders and the model, one line each."""
     from .. import doctor as checks
+    from .. import sanitize
     from ..sync import configured_accounts
 
     context = get_context(ctx)
@@ -213,7 +218,9 @@ def doctor(
         for check in found:
             mark = "✓" if check.ok else "✗"
             hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
-            console.print(f"  {mark} {check.name}: {check.detail}{hint}", markup=False)
+            # details may quote the server's own words: made safe like any untrusted text
+            line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
+            console.print(f"  {mark} {line}", markup=False)
         all_checks += found
     if not checks.all_ok(all_checks):
         raise typer.Exit(int(_exit_code(all_checks)))
