@@ -750,15 +750,28 @@ def _automated(heads: dict[str, str], sender: str, is_report: bool) -> str:
     return ""
 
 
+_language_identifier: Any = None
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text by py3langid, "" when too short to tell."""
+    global _language_identifier
     sample = re.sub(r"\s+", " ", text[: LANGUAGE_SAMPLE_CHARS * 2]).strip()
     if len(sample) < 12:
         return ""
     try:
-        import py3langid
+        if _language_identifier is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-        code, _ = py3langid.classify(sample[:LANGUAGE_SAMPLE_CHARS])
+            _language_identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+        code, _ = _language_identifier.classify(sample[:LANGUAGE_SAMPLE_CHARS])
     except Exception:
         return ""
     return str(code)
+
+
+def release_language_model() -> None:
+    """Free py3langid's model (about 70 MB); the next ``detect_language`` loads it again.
+    A big triage calls this once parsing is over, before the classifier's peak."""
+    global _language_identifier
+    _language_identifier = None

@@ -106,8 +106,7 @@ def rank(
             continue
         followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
         history = threads_per_sender[last.sender_addr] - 1
-        item = score(last, prediction, rules, as_of, followups, history)
-        items.append(replace(item, thread_size=len(thread)))
+        items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
@@ -128,6 +127,7 @@ def score(
     as_of: datetime,
     followups: int = 0,
     history: int = 0,
+    thread_size: int = 1,
 ) -> TriageItem:
     urgency, raised_by = effective_urgency(prediction, followups)
     weight = rules.category_weights.get(prediction.category, 1.0)
@@ -165,7 +165,9 @@ def score(
             ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})")
         )
     total = round(sum(t.points for t in terms), 1)
-    return TriageItem(0, message, prediction, urgency, total, tuple(terms), 1, followups, waiting)
+    return TriageItem(
+        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting
+    )
 
 
 def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:

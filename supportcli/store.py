@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import StoreError
 from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
@@ -333,7 +334,8 @@ class Store:
             sql += " AND message_id IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(ids))
         sql += " ORDER BY date, id"
-        return [_row_message(row) for row in self.db.execute(sql, args)]
+        memo: dict[object, object] | None = {} if light else None
+        return [_row_message(row, memo) for row in self.db.execute(sql, args)]
 
     def count_messages(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM messages").fetchone()[0])
@@ -372,7 +374,8 @@ class Store:
         """Stored predictions of one model. ``light`` leaves out the per-category
         probabilities (ranking needs only the urgency ones)."""
         rows = self.db.execute("SELECT * FROM predictions WHERE model_id = ?", (model_id,))
-        return {row["message_id"]: _row_prediction(row, light) for row in rows}
+        memo: dict[Any, Any] | None = {} if light else None
+        return {row["message_id"]: _row_prediction(row, memo) for row in rows}
 
     def set_label(self, message_id: str, category: str, urgency: str, by: str = "cli") -> None:
         with self.transaction() as db:
@@ -514,22 +517,28 @@ def _message_row(m: Message) -> tuple[object, ...]:
     )
 
 
+_LIGHT_BLANK = ("text_new", "text_quoted", "text_signature", "content_hash")
 _LIGHT_COLUMNS = ", ".join(
-    c if c not in ("text_new", "text_quoted", "text_signature") else f"'' AS {c}"
-    for c in ["id", *_MESSAGE_COLUMNS]
+    c if c not in _LIGHT_BLANK else f"'' AS {c}" for c in ["id", *_MESSAGE_COLUMNS]
 )
 
 
-def _row_message(row: sqlite3.Row) -> Message:
+def _row_message(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Message:
+    """A stored message. With ``memo`` (light reads of many rows), values that repeat across
+    messages (source, recipients, language, flags …) are shared instead of copied per row."""
+
+    def shared(value: Any) -> Any:
+        return value if memo is None else memo.setdefault(value, value)
+
     return Message(
         message_id=row["message_id"],
-        source=row["source"],
+        source=shared(row["source"]),
         source_key=row["source_key"],
         date=datetime.fromisoformat(row["date"]),
         date_is_fallback=bool(row["date_is_fallback"]),
         sender_name=row["sender_name"],
         sender_addr=row["sender_addr"],
-        to=tuple(json.loads(row["recipients"])),
+        to=shared(tuple(json.loads(row["recipients"]))),
         subject=row["subject"],
         norm_subject=row["norm_subject"],
         in_reply_to=row["in_reply_to"],
@@ -540,26 +549,60 @@ def _row_message(row: sqlite3.Row) -> Message:
         is_html=bool(row["is_html"]),
         attachments=tuple(Attachment(**a) for a in json.loads(row["attachments"])),
         order_numbers=tuple(json.loads(row["order_numbers"])),
-        automated=row["automated"],
-        language=row["language"],
+        automated=shared(row["automated"]),
+        language=shared(row["language"]),
         content_hash=row["content_hash"],
-        flags=tuple(json.loads(row["flags"])),
-        warnings=tuple(json.loads(row["warnings"])),
+        flags=shared(tuple(json.loads(row["flags"]))),
+        warnings=shared(tuple(json.loads(row["warnings"]))),
     )
 
 
-def _row_prediction(row: sqlite3.Row, light: bool = False) -> Prediction:
+def _row_prediction(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Prediction:
+    """A stored prediction. With ``memo`` (light reads of many rows), the per-category
+    probabilities are left out and repeating values are shared instead of copied per row."""
     detail = json.loads(row["detail"])
-    if light:
-        detail["cat"] = {}
+    if memo is None:
+        return Prediction(
+            category=row["category"],
+            category_confidence=row["category_confidence"],
+            urgency=row["urgency"],
+            urgency_confidence=row["urgency_confidence"],
+            needs_review=bool(row["needs_review"]),
+            model_id=row["model_id"],
+            category_probs=detail.get("cat", {}),
+            urgency_probs=detail.get("urg", {}),
+            cues=tuple(detail.get("cues", [])),
+        )
+    return light_prediction(
+        Prediction(
+            row["category"],
+            row["category_confidence"],
+            row["urgency"],
+            row["urgency_confidence"],
+            bool(row["needs_review"]),
+            row["model_id"],
+            urgency_probs=detail.get("urg", {}),
+            cues=tuple(detail.get("cues", [])),
+        ),
+        memo,
+    )
+
+
+_NO_PROBS: dict[str, float] = {}
+
+
+def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:
+    """``p`` without per-category probabilities, its strings shared through ``memo`` with the
+    other predictions of a big run: what ranking and exports need, at a fraction of the
+    memory."""
     return Prediction(
-        category=row["category"],
-        category_confidence=row["category_confidence"],
-        urgency=row["urgency"],
-        urgency_confidence=row["urgency_confidence"],
-        needs_review=bool(row["needs_review"]),
-        model_id=row["model_id"],
-        category_probs=detail.get("cat", {}),
-        urgency_probs=detail.get("urg", {}),
-        cues=tuple(detail.get("cues", [])),
+        memo.setdefault(p.category, p.category),
+        p.category_confidence,
+        memo.setdefault(p.urgency, p.urgency),
+        p.urgency_confidence,
+        p.needs_review,
+        memo.setdefault(p.model_id, p.model_id),
+        _NO_PROBS,
+        {memo.setdefault(k, k): v for k, v in p.urgency_probs.items()},
+        memo.setdefault(p.cues, p.cues),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +14,11 @@ from . import prioritize, registry, resources
 from .config import Settings
 from .errors import SourceError, UsageError
 from .features import message_text
-from .parse import parse
+from .parse import parse, release_language_model
 from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
 from .sources.files import open_path
-from .store import Store
+from .store import Store, light_prediction
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -93,11 +93,12 @@ def classify_ids(
     per-category probabilities): enough to rank and export."""
     known = store.predictions(loaded.model_id, light=True)
     todo = [i for i in dict.fromkeys(message_ids) if i not in known]
+    memo: dict[object, object] = {}
     for start in range(0, len(todo), CLASSIFY_BATCH):
         batch = store.messages(message_ids=todo[start : start + CLASSIFY_BATCH])
         fresh: dict[str, Prediction] = {}
         _predict(store, loaded, batch, fresh)
-        known.update((i, replace(p, category_probs={})) for i, p in fresh.items())
+        known.update((i, light_prediction(p, memo)) for i, p in fresh.items())
     return {i: known[i] for i in message_ids if i in known}
 
 
@@ -149,9 +150,11 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     try:
         if request.path:
             source_name, result = _ingest_path(store, request.path)
+            release_language_model()  # parsing is over: free its memory before classifying
             messages = store.messages(message_ids=result.message_ids, light=True)
         else:
             source_name, result = _sync_all(settings, store, request)
+            release_language_model()
             since = (request.as_of or datetime.now(UTC)) - STORE_WINDOW
             messages = store.messages(since=since, light=True)
         loaded = registry.load_active(settings)

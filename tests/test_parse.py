@@ -22,6 +22,7 @@ from supportcli.parse import (
     html_to_text,
     normalize_subject,
     parse,
+    release_language_model,
     split_reply,
 )
 from supportcli.records import Attachment, Message, ParseFailure, RawMessage
@@ -483,6 +484,16 @@ def test_language_of_the_new_text(name, language):
 def test_detect_language_needs_some_text():
     assert detect_language("ok") == ""
     assert detect_language("Bonjour, je voudrais annuler ma commande s'il vous plaît.") == "fr"
+
+
+def test_language_model_released_after_parsing_is_loaded_again_when_needed():
+    from supportcli import parse as parse_module
+
+    assert detect_language("Hallo, wo bleibt meine Bestellung vom Montag?") == "de"
+    assert parse_module._language_identifier is not None
+    release_language_model()
+    assert parse_module._language_identifier is None
+    assert detect_language("Hallo, wo bleibt meine Bestellung vom Montag?") == "de"
 
 
 # --- failures ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,25 @@ def test_messages_query_by_ids_and_since(tmp_path: Path) -> None:
         ]
         assert [m.message_id for m in store.messages(message_ids=["old@x"])] == ["old@x"]
         assert [m.message_id for m in store.messages()] == ["old@x", "new@x"]
+
+
+def test_light_reads_keep_what_ranking_needs_and_share_repeated_values(tmp_path: Path) -> None:
+    """A big triage reads light rows: same fields, minus texts and per-category
+    probabilities, with values repeated across rows held once."""
+    originals = [message(f"m{i}@x", flags=("\\Seen",)) for i in range(3)]
+    with Store(tmp_path / "s.db") as store:
+        store.add_messages(originals)
+        light = store.messages(light=True)
+        for full, lean in zip(originals, light, strict=True):
+            blank = {"text_new": "", "text_quoted": "", "text_signature": "", "content_hash": ""}
+            assert lean == replace(full, **blank)
+        assert light[0].flags is light[2].flags and light[0].to is light[1].to
+        p = prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",))
+        store.save_predictions([(f"m{i}@x", p) for i in range(3)])
+        lean_p = store.predictions("test", light=True)
+        assert lean_p["m0@x"] == replace(p, category_probs={})
+        assert lean_p["m0@x"].cues is lean_p["m2@x"].cues
+        assert store.predictions("test")["m1@x"] == p
 
 
 def test_predictions_labels_cursors_failures(tmp_path: Path) -> None:
