@@ -13,7 +13,7 @@ import csv
 import io
 import random
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -50,8 +50,10 @@ def queue(
     category: str | None = None,
     seed: int = 0,
     include_labelled: bool = False,
+    skipped: Set[str] = frozenset(),
 ) -> list[Message]:
-    """The messages to label, in the order to show them (labelled ones skipped)."""
+    """The messages to label, in the order to show them (labelled ones left out; the ones
+    ``skipped`` in an earlier session come last, in the same order among themselves)."""
     if order not in ORDERS:
         raise UsageError(f"unknown order {order!r}", hint="one of " + ", ".join(ORDERS))
     pool = [m for m in messages if include_labelled or m.message_id not in labels]
@@ -65,6 +67,10 @@ def queue(
         random.Random(seed).shuffle(ordered)
     else:
         ordered = mix(by_uncertainty(pool, predictions, labels))
+    if skipped:
+        ordered = [m for m in ordered if m.message_id not in skipped] + [
+            m for m in ordered if m.message_id in skipped
+        ]
     return ordered[:limit] if limit is not None else ordered
 
 
@@ -213,7 +219,10 @@ class Session:
         return category, urgency
 
     def skip(self) -> None:
-        self._steps.append(_Step(self._current().message_id, None, None))
+        """Pass over the current message; the next session shows it after the others."""
+        message_id = self._current().message_id
+        self.store.set_skipped(message_id)
+        self._steps.append(_Step(message_id, None, None))
 
     def undo(self) -> Message | None:
         """Step back one answer; returns the message that is on screen again (None: nothing
@@ -223,6 +232,8 @@ class Session:
         step = self._steps.pop()
         if step.saved is not None:
             _restore_label(self.store, step.message_id, step.previous)
+        else:
+            self.store.set_skipped(step.message_id, False)
         return self.current()
 
     def progress(self) -> Progress:

@@ -165,6 +165,18 @@ def _m006_content_hash_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_content_hash ON messages(content_hash)")
 
 
+def _m007_label_skips(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE label_skips (
+            message_id TEXT PRIMARY KEY,
+            skipped_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_messages,
     _m002_predictions_labels,
@@ -172,6 +184,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_answered,
     _m005_tag_journal,
     _m006_content_hash_index,
+    _m007_label_skips,
 ]
 
 
@@ -383,6 +396,24 @@ class Store:
                 "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?)",
                 (message_id, category, urgency, by, _now()),
             )
+
+    def set_skipped(self, message_id: str, skipped: bool = True) -> None:
+        """Remember (or forget) that a labelling session skipped a message."""
+        with self.transaction() as db:
+            if skipped:
+                db.execute(
+                    "INSERT OR REPLACE INTO label_skips VALUES (?, ?)", (message_id, _now())
+                )
+            else:
+                db.execute("DELETE FROM label_skips WHERE message_id = ?", (message_id,))
+
+    def skipped(self) -> set[str]:
+        """Messages skipped in a labelling session and not labelled since."""
+        rows = self.db.execute(
+            "SELECT message_id FROM label_skips "
+            "WHERE message_id NOT IN (SELECT message_id FROM labels)"
+        )
+        return {row[0] for row in rows}
 
     def labels(self) -> dict[str, tuple[str, str]]:
         rows = self.db.execute("SELECT message_id, category, urgency FROM labels")

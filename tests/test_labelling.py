@@ -153,7 +153,8 @@ def test_recent_random_category_limit_and_labelled_are_skipped() -> None:
 
 
 def session_over(store: Store, preds: dict[str, Prediction]) -> labelling.Session:
-    items = labelling.queue(store.messages(), preds, store.labels(), order="recent")
+    items = labelling.queue(store.messages(), preds, store.labels(), order="recent",
+                            skipped=store.skipped())
     return labelling.Session(store, items, CATEGORIES, URGENCIES, preds)
 
 
@@ -179,12 +180,13 @@ def test_session_accept_set_skip_undo_write_the_store_at_once(store: Store) -> N
     session.skip()
     assert session.current() == fourth
     assert third.message_id not in store.labels()
+    assert store.skipped() == {third.message_id}
     progress = session.progress()
     assert (progress.position, progress.total, progress.labelled, progress.skipped) == (3, 5, 2, 1)
     assert progress.categories == {"order_status": 1, "shipping_delivery": 1}
 
-    assert session.undo() == third  # un-skip: the store is untouched
-    assert len(store.labels()) == 2
+    assert session.undo() == third  # un-skip: no label, no skip remembered
+    assert len(store.labels()) == 2 and store.skipped() == set()
     assert session.undo() == second  # the label saved for it is removed
     assert store.labels() == {first.message_id: ("order_status", "normal")}
     session.set("complaint", "urgent")
@@ -193,6 +195,16 @@ def test_session_accept_set_skip_undo_write_the_store_at_once(store: Store) -> N
     # a new session (as after a crash) queues only what has no label yet
     again = session_over(store, preds)
     assert ids(again.items) == [third.message_id, fourth.message_id, session.items[4].message_id]
+
+    # what a session skipped comes last in the next one, until it is labelled
+    again.skip()
+    later = session_over(store, preds)
+    assert ids(later.items) == [fourth.message_id, session.items[4].message_id, third.message_id]
+    later.set("other", "low")
+    later.set("other", "low")
+    later.set("feedback", "low")
+    assert store.skipped() == set()
+    assert session_over(store, preds).items == []
 
 
 def test_undo_restores_a_label_that_was_replaced(store: Store) -> None:

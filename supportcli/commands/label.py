@@ -127,7 +127,7 @@ def prepare(settings: Settings, store: Store, *, source: str | None = None,
         loaded = registry.load_active(settings)
         predictions = workflows.classify_messages(store, loaded, pending)
     items = labelling.queue(pending, predictions, labels, order=order, limit=limit,
-                            category=category)
+                            category=category, skipped=store.skipped())
     return labelling.Session(store, items, settings.categories, settings.urgencies, predictions)
 
 
