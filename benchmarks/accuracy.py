@@ -9,6 +9,11 @@ For each labelled set in ../shared/data (skipped when absent) and for samples/ i
   3. the same features + ComplementNB.
 Then the shipped default model (trained on samples/ only) on ABCD and bitext without training
 on them. Prints tables of macro-F1 and accuracy, throughput, and training time.
+
+Throughput is timed twice per fold: the first predict call after fitting (supportcli's
+per-token table is empty, as in a fresh process) and a second call on the same texts (the
+table warm, as in a long run). The folds are small (a few hundred to 2,000 texts), so these
+figures are noisy; benchmarks/throughput.py measures bulk classification of whole emails.
 """
 
 from __future__ import annotations
@@ -103,20 +108,24 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
     results: dict[str, dict[str, float]] = {}
     for name, make in METHODS.items():
         predicted = np.empty(len(y), dtype=object)
-        fit_s = predict_s = 0.0
+        fit_s = predict_s = warm_s = 0.0
         for train, test in folds.split(X, y):
             pipeline = make()
             t0 = time.perf_counter()
             pipeline.fit(list(X[train]), y[train])  # type: ignore[attr-defined]
             t1 = time.perf_counter()
             predicted[test] = pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
+            t2 = time.perf_counter()
+            pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
             fit_s += t1 - t0
-            predict_s += time.perf_counter() - t1
+            predict_s += t2 - t1
+            warm_s += time.perf_counter() - t2
         results[name] = {
             "macro_f1": float(f1_score(y, predicted.astype(str), average="macro")),
             "accuracy": float(accuracy_score(y, predicted.astype(str))),
             "fit_s": fit_s,
             "msgs_per_s": len(y) / predict_s,
+            "warm_msgs_per_s": len(y) / warm_s,
         }
     return results
 
@@ -149,6 +158,7 @@ def main() -> None:
     print(header)
     totals = dict.fromkeys(METHODS, 0.0)
     speed: dict[str, list[float]] = {m: [] for m in METHODS}
+    warm: dict[str, list[float]] = {m: [] for m in METHODS}
     for name, target, texts, labels in sets(args.quick):
         results = cross_validate(texts, labels)
         cells = "  ".join(
@@ -158,12 +168,16 @@ def main() -> None:
         for m in METHODS:
             totals[m] += results[m]["macro_f1"]
             speed[m].append(results[m]["msgs_per_s"])
+            warm[m].append(results[m]["warm_msgs_per_s"])
     print(f"{'sum of macro-F1':38}  " + "  ".join(f"{totals[m]:>18.3f}" for m in METHODS))
-    ours, plain = np.median(speed["supportcli"]), np.median(speed["tfidf+LinearSVC"])
-    print(
-        f"classification throughput (median msgs/s): supportcli {ours:,.0f}, "
-        f"baseline {plain:,.0f}, ratio {ours / plain:.2f} (target ≥ 0.70)"
-    )
+    for label, measured in (("first call", speed), ("second call", warm)):
+        ours, plain = np.median(measured["supportcli"]), np.median(measured["tfidf+LinearSVC"])
+        ratios = np.array(measured["supportcli"]) / np.array(measured["tfidf+LinearSVC"])
+        print(
+            f"classification throughput, {label} per fold (median msgs/s over the sets): "
+            f"supportcli {ours:,.0f}, baseline {plain:,.0f}, ratio {ours / plain:.2f} "
+            f"(target ≥ 0.70); per set " + " ".join(f"{r:.2f}" for r in ratios)
+        )
     default_model_transfer()
 
 

@@ -17,7 +17,8 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
@@ -51,16 +52,22 @@ def build_pipeline(seed: int = SEED) -> Pipeline:
 
 @dataclass
 class _Calibrated:
-    """Mirrors scikit-learn's calibrated pair: the fitted SVM and one sigmoid per column."""
+    """Mirrors scikit-learn's calibrated pair: the fitted SVM and its calibration."""
 
     estimator: LinearSVC
-    sigmoids: np.ndarray  # (columns, 2): p = 1 / (1 + exp(a * decision + b))
+    sigmoids: np.ndarray  # older models: one Platt sigmoid per column, (columns, 2)
+    beta: float | None = None  # inverse temperature: p = softmax(beta * decision values)
 
 
 class CalibratedSVC(ClassifierMixin, BaseEstimator):
-    """A linear SVM with Platt-scaled probabilities, the sigmoids fitted on out-of-fold decision
-    values (like ``CalibratedClassifierCV(ensemble=False)``). ``fit`` makes its own folds on
-    fixed features; ``model.fit`` instead assembles it from folds that refit the features too."""
+    """A linear SVM whose decision values become probabilities by temperature scaling (Guo et
+    al. 2017; scikit-learn's ``method="temperature"``): ``softmax(beta * decision)``, one
+    ``beta`` fitted on out-of-fold decision values (like ``CalibratedClassifierCV(
+    ensemble=False)``). One shared scale never reorders classes, so the predicted class is
+    the SVM's own (trained with balanced class weights, which is what keeps rare classes such
+    as "urgent" found) and calibration only says how sure it is. ``fit`` makes its own folds
+    on fixed features; ``model.fit`` instead assembles it from folds that refit the features
+    too."""
 
     def __init__(self, cv: int = 3, seed: int = SEED) -> None:
         self.cv = cv
@@ -81,9 +88,8 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
                   weights: Any) -> CalibratedSVC:
         self.classes_ = svm.classes_
         self.n_features_in_ = svm.n_features_in_
-        self.calibrated_classifiers_ = [
-            _Calibrated(svm, _fit_sigmoids(decisions, y, self.classes_, weights))
-        ]
+        beta = fit_temperature(decisions, y, self.classes_, weights)
+        self.calibrated_classifiers_ = [_Calibrated(svm, np.zeros((0, 2)), beta)]
         return self
 
     def decision_function(self, x: Any) -> np.ndarray:
@@ -91,11 +97,15 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         pair = self.calibrated_classifiers_[0]
-        return _probabilities(_decisions(pair.estimator, x, self.classes_), pair.sigmoids)
+        return self.probabilities_from(_decisions(pair.estimator, x, self.classes_))
 
     def probabilities_from(self, scores: np.ndarray) -> np.ndarray:
         """``predict_proba`` given the SVM's raw scores (samples × coef rows)."""
-        return _probabilities(scores, self.calibrated_classifiers_[0].sigmoids)
+        pair = self.calibrated_classifiers_[0]
+        beta = getattr(pair, "beta", None)
+        if beta is None:
+            return _sigmoid_probabilities(scores, pair.sigmoids)
+        return _softmax_probabilities(scores, beta)
 
     def predict(self, x: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(x), axis=1)]
@@ -116,48 +126,35 @@ def _decisions(svm: LinearSVC, x: Any, classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fit_sigmoids(decisions: np.ndarray, y: np.ndarray, classes: np.ndarray,
-                  weights: Any) -> np.ndarray:
-    positives = [y == classes[1]] if len(classes) == 2 else [y == c for c in classes]
+def _logits(decisions: np.ndarray) -> np.ndarray:
+    """Per-class logits; a binary SVM's one column d becomes (-d, d), as in scikit-learn."""
+    return np.hstack([-decisions, decisions]) if decisions.shape[1] == 1 else decisions
+
+
+def fit_temperature(decisions: np.ndarray, y: np.ndarray, classes: np.ndarray,
+                    weights: Any = None) -> float:
+    """The inverse temperature ``beta`` that minimises the (weighted) log loss of
+    ``softmax(beta * decisions)`` on out-of-fold decision values: a convex problem in one
+    variable, solved over log(beta) in [-10, 10] as scikit-learn does."""
+    logits = _logits(decisions)
+    truth = np.searchsorted(classes, y)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    return np.array([_platt(decisions[:, j], p, w) for j, p in enumerate(positives)])
+
+    def loss(log_beta: float) -> float:
+        picked = log_softmax(np.exp(log_beta) * logits, axis=1)[np.arange(len(y)), truth]
+        return float(-(w * picked).sum())
+
+    found = minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded",
+                            options={"xatol": 1e-6})
+    return float(np.exp(found.x))
 
 
-def _platt(d: np.ndarray, positive: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Platt's sigmoid by Newton's method with backtracking (Lin, Lin & Weng 2007), with
-    Platt's smoothed targets, as scikit-learn's sigmoid calibration does."""
-    n_pos, n_neg = float(w[positive].sum()), float(w[~positive].sum())
-    target = np.where(positive, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-
-    def loss(a: float, b: float) -> float:
-        z = a * d + b
-        return float(np.sum(w * (np.logaddexp(0, z) - (1 - target) * z)))
-
-    a, b = 0.0, float(np.log((n_neg + 1) / (n_pos + 1)))
-    current = loss(a, b)
-    for _ in range(100):
-        s = expit(a * d + b)
-        g = w * (s - (1 - target))
-        h = w * s * (1 - s) + 1e-12
-        grad = np.array([g @ d, g.sum()])
-        if np.abs(grad).max() < 1e-6 * max(1.0, float(w.sum())):
-            break
-        haa, hab, hbb = float(h @ (d * d)) + 1e-12, float(h @ d), float(h.sum()) + 1e-12
-        det = haa * hbb - hab * hab
-        step = np.array([hbb * grad[0] - hab * grad[1], haa * grad[1] - hab * grad[0]]) / det
-        rate = 1.0
-        while rate > 1e-10:
-            new = loss(a - rate * step[0], b - rate * step[1])
-            if new <= current + 1e-4 * rate * float(grad @ -step):
-                break
-            rate /= 2
-        else:
-            break
-        a, b, current = a - rate * step[0], b - rate * step[1], new
-    return a, b
+def _softmax_probabilities(decisions: np.ndarray, beta: float) -> np.ndarray:
+    return softmax(beta * _logits(decisions), axis=1)
 
 
-def _probabilities(decisions: np.ndarray, sigmoids: np.ndarray) -> np.ndarray:
+def _sigmoid_probabilities(decisions: np.ndarray, sigmoids: np.ndarray) -> np.ndarray:
+    """Probabilities of an older model, calibrated by per-column Platt sigmoids."""
     p = expit(-(decisions * sigmoids[:, 0] + sigmoids[:, 1]))
     if p.shape[1] == 1:
         return np.hstack([1 - p, p])
@@ -355,14 +352,15 @@ def _cross_calibrated_metrics(
     decisions: np.ndarray, y: np.ndarray, pairs: Folds, weights: np.ndarray | None,
     target_accuracy: float,
 ) -> Metrics:
-    """Metrics over the scored samples, each calibrated by sigmoids fitted on others only."""
+    """Metrics over the scored samples, each calibrated by a temperature fitted on others
+    only."""
     classes = np.unique(y)
     scored = np.sort(np.concatenate([test for _, test in pairs]))
     probs = np.zeros((len(y), len(classes)))
     for fit_on, test in pairs:
         w = None if weights is None else weights[fit_on]
-        sigmoids = _fit_sigmoids(decisions[fit_on], y[fit_on], classes, w)
-        probs[test] = _probabilities(decisions[test], sigmoids)
+        beta = fit_temperature(decisions[fit_on], y[fit_on], classes, w)
+        probs[test] = _softmax_probabilities(decisions[test], beta)
     return _metrics(y[scored], classes, probs[scored], target_accuracy)
 
 

@@ -73,13 +73,42 @@ def test_threshold_reaches_the_target_on_synthetic_calibrated_scores() -> None:
 # -- calibration ------------------------------------------------------------------------------
 
 
-def test_platt_recovers_a_known_sigmoid() -> None:
+@pytest.mark.parametrize(("columns", "beta"), [(1, 1.5), (4, 0.7), (4, 3.0)])
+def test_temperature_recovers_a_known_scale(columns: int, beta: float) -> None:
+    """Labels drawn from softmax(beta * decisions): the fitted beta is that beta."""
     rng = np.random.default_rng(1)
-    d = rng.uniform(-3, 3, 40_000)
-    y = rng.uniform(size=d.size) < 1 / (1 + np.exp(2.0 * d - 0.5))
-    a, b = model._platt(d, y, np.ones(d.size))
-    assert a == pytest.approx(2.0, abs=0.1)
-    assert b == pytest.approx(-0.5, abs=0.1)
+    d = rng.normal(scale=2.0, size=(40_000, columns))
+    logits = np.hstack([-d, d]) if columns == 1 else d
+    p = np.exp(beta * logits)
+    p /= p.sum(axis=1, keepdims=True)
+    y = (rng.uniform(size=(len(d), 1)) > p.cumsum(axis=1)).sum(axis=1)
+    classes = np.arange(logits.shape[1])
+    assert model.fit_temperature(d, y, classes) == pytest.approx(beta, rel=0.05)
+    # weights count like repeated rows
+    twice = model.fit_temperature(np.vstack([d, d[:100]]), np.concatenate([y, y[:100]]), classes)
+    weights = np.ones(len(y))
+    weights[:100] = 2
+    assert model.fit_temperature(d, y, classes, weights) == pytest.approx(twice, rel=1e-4)
+
+
+def test_models_calibrated_by_sigmoids_before_still_give_their_probabilities() -> None:
+    x, y = _blobs(300, 3, 1.0, seed=4)
+    clf = CalibratedSVC().fit(x, y)
+    old = clf.calibrated_classifiers_[0]
+    sigmoids = np.array([[-2.0, 0.1], [-1.0, 0.0], [-3.0, -0.2]])
+    clf.calibrated_classifiers_ = [model._Calibrated(old.estimator, sigmoids)]  # no beta
+    d = old.estimator.decision_function(x)
+    p = 1 / (1 + np.exp(d * sigmoids[:, 0] + sigmoids[:, 1]))
+    assert np.allclose(clf.predict_proba(x), p / p.sum(axis=1, keepdims=True))
+
+
+def test_calibration_never_overrules_the_svm() -> None:
+    """The predicted class is the SVM's argmax (balanced class weights keep rare classes
+    found); calibration only sets how sure."""
+    x, y = _blobs(600, 4, 1.6, seed=3)
+    clf = CalibratedSVC().fit(x, np.where(np.arange(600) % 10 == 0, "rare", y))
+    svm = clf.calibrated_classifiers_[0].estimator
+    assert (clf.predict(x) == svm.predict(x)).all()
 
 
 def _blobs(n: int, classes: int, spread: float, seed: int) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -122,7 +151,9 @@ def test_calibrated_probabilities_match_observed_frequencies(classes: int, limit
     ece, accuracy = _ece(CalibratedSVC().fit(x, y), test_x, test_y)
     assert ece < limit
     assert 0.6 < accuracy < 0.97  # neither trivial nor hopeless
-    reference = CalibratedClassifierCV(model.build_svm(), cv=3, ensemble=False).fit(x, y)
+    reference = CalibratedClassifierCV(
+        model.build_svm(), method="temperature", cv=3, ensemble=False
+    ).fit(x, y)
     assert ece == pytest.approx(_ece(reference, test_x, test_y)[0], abs=0.01)
 
 
