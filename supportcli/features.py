@@ -42,6 +42,31 @@ def message_text(message: Any) -> str:
     return to_text(message.subject, message.text_new, message.text_quoted, message.automated)
 
 
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|dear|hallo|guten (?:tag|morgen)|bonjour|salut|hola|buenos d[ií]as|"
+    r"ciao|buongiorno|good (?:morning|afternoon|evening))\b[^\n,.!:]{0,40}[,.!:]?\s*",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+VIEW_MIN_CHARS = 15
+
+
+def short_views(message: Any) -> list[str]:
+    """Short texts that a message's labels also hold for: the opening of the new text (its
+    first two sentences, greeting dropped) and the subject alone. Training on them beside the
+    whole message teaches the model what the same request looks like typed into a web form
+    or a chat box. Views equal to the whole text are left out."""
+    whole = message_text(message)
+    body = _GREETING.sub("", message.text_new.strip())
+    sentences = [s.strip() for s in _SENTENCE_END.split(body) if len(s.strip()) >= VIEW_MIN_CHARS]
+    views = []
+    if sentences:
+        views.append(to_text("", " ".join(sentences[:2]), automated=message.automated))
+    if len(message.subject.strip()) >= VIEW_MIN_CHARS:
+        views.append(to_text(message.subject, "", automated=message.automated))
+    return [v for v in dict.fromkeys(views) if v != whole]
+
+
 # Each cue: a name, whether it alone makes a message urgent, and its alternatives (lower-case
 # regexes over the lower-cased text, each starting with a literal so it can be found quickly).
 _CUE_SPECS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (

@@ -32,6 +32,10 @@ from .records import Prediction
 SEED = 0
 DEFAULT_TARGET_ACCURACY = 0.85
 BATCH = 4096  # texts featurized at once when predicting
+# Short views of a sample (features.short_views) teach its category only: its urgency often
+# hangs on a detail further down. They count this much of their message's weight.
+VIEW_TARGETS = frozenset({"category"})
+VIEW_WEIGHT = 0.3
 HOLDOUT_FROM = 5000  # larger training sets validate on a 20% hold-out, in two processes
 # A cue may only force "urgent" on mail that is about an order or the shop's service.
 _NO_FORCED_URGENCY = frozenset({"feedback", "spam_vendor", "other", "wholesale_partnership"})
@@ -269,6 +273,7 @@ def fit(
     sample_weight: Sequence[float] | None = None,
     with_metrics: bool = True,
     n_jobs: int | None = None,
+    views: Sequence[Sequence[str]] | None = None,
 ) -> TrainedModel:
     """Fit both targets on one shared featurization.
 
@@ -277,15 +282,19 @@ def fit(
     folds only, give the metrics and the review thresholds. No text of a validation fold is in
     the vocabulary, idf, SVM or calibration targets that score it. Up to ``HOLDOUT_FROM``
     texts: 5-fold cross-validation; above: one stratified 20% hold-out (its two halves
-    calibrate each other), fitted in two processes beside the final model."""
+    calibrate each other), fitted in two processes beside the final model.
+
+    ``views`` (per text, short texts with the same labels: ``features.short_views``) join
+    the training rows of their text only, never a validation fold, with its weight."""
     texts = [str(t) for t in texts]
     targets = {"category": np.asarray(categories), "urgency": np.asarray(urgencies)}
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    data = _Data(texts, targets, weights, [list(v) for v in views] if views else None)
     folds, calibration, validation = _plan(list(targets.values()))
     if n_jobs is None:
         n_jobs = 2 if len(texts) > HOLDOUT_FROM and (os.cpu_count() or 1) >= 2 else 1
-    jobs = [delayed(_final_job)(texts, targets, weights)]
-    jobs += [delayed(_fold_job)(texts, targets, weights, train, test) for train, test in folds]
+    jobs = [delayed(_final_job)(data)]
+    jobs += [delayed(_fold_job)(data, train, test) for train, test in folds]
     (features, svms), *fold_results = Parallel(n_jobs=n_jobs)(jobs)
     scored = np.sort(np.concatenate([test for _, test in folds]))
     metrics: dict[str, Any] = {}
@@ -321,30 +330,63 @@ def _plan(labels: list[np.ndarray]) -> tuple[Folds, Folds, str]:
     return [(train, held)], halves, f"{len(held) / len(labels[0]):.0%} held out"
 
 
-def _final_job(
-    texts: list[str], targets: dict[str, np.ndarray], weights: np.ndarray | None
-) -> tuple[TextFeatures, dict[str, LinearSVC]]:
+@dataclass
+class _Data:
+    texts: list[str]
+    targets: dict[str, np.ndarray]
+    weights: np.ndarray | None
+    views: list[list[str]] | None = None
+
+    def rows(self, chosen: np.ndarray) -> tuple[list[str], list[_Rows]]:
+        """Training texts for the texts ``chosen`` (each text, then the views of each) and,
+        per target, which of those rows it learns from, their labels and weights."""
+        idx = chosen.tolist()
+        texts = [self.texts[i] for i in idx]
+        owners = chosen
+        if self.views is not None:
+            texts += [v for i in idx for v in self.views[i]]
+            owners = np.concatenate([chosen, [i for i in idx for _ in self.views[i]]])
+            owners = owners.astype(np.int64)
+        out = []
+        for name, y in self.targets.items():
+            used = np.arange(len(owners) if name in VIEW_TARGETS else len(chosen))
+            w = None if self.weights is None else self.weights[owners[used]]
+            if w is not None or len(used) > len(chosen):
+                w = np.ones(len(used)) if w is None else w
+                w[len(chosen):] *= VIEW_WEIGHT
+            out.append(_Rows(name, used, y[owners[used]], w))
+        return texts, out
+
+
+@dataclass
+class _Rows:
+    target: str
+    used: np.ndarray  # rows of the training matrix this target learns from
+    y: np.ndarray
+    weights: np.ndarray | None
+
+
+def _final_job(data: _Data) -> tuple[TextFeatures, dict[str, LinearSVC]]:
     with threadpool_limits(1):
+        texts, per_target = data.rows(np.arange(len(data.texts)))
         features = build_features()
         x = features.fit_transform(texts)
-        svms = {n: build_svm().fit(x, y, sample_weight=weights) for n, y in targets.items()}
+        svms = {r.target: build_svm().fit(x[r.used], r.y, sample_weight=r.weights)
+                for r in per_target}
         return features, svms
 
 
-def _fold_job(
-    texts: list[str], targets: dict[str, np.ndarray], weights: np.ndarray | None,
-    train: np.ndarray, test: np.ndarray,
-) -> dict[str, np.ndarray]:
+def _fold_job(data: _Data, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
     """Out-of-fold decision values of every target, from features fitted on ``train`` only."""
     with threadpool_limits(1):
+        texts, per_target = data.rows(train)
         features = build_features()
-        x_train = features.fit_transform([texts[i] for i in train])
-        x_test = features.transform([texts[i] for i in test])
+        x_train = features.fit_transform(texts)
+        x_test = features.transform([data.texts[i] for i in test])
         out = {}
-        for name, y in targets.items():
-            w = None if weights is None else weights[train]
-            svm = build_svm().fit(x_train, y[train], sample_weight=w)
-            out[name] = _decisions(svm, x_test, np.unique(y))
+        for r in per_target:
+            svm = build_svm().fit(x_train[r.used], r.y, sample_weight=r.weights)
+            out[r.target] = _decisions(svm, x_test, np.unique(data.targets[r.target]))
         return out
 
 
@@ -371,8 +413,9 @@ def cross_validate(
     texts, y = [str(t) for t in texts], np.asarray(labels)
     splits = list(_folds([y], folds))
     decisions = np.zeros((len(texts), _n_columns(np.unique(y))))
+    data = _Data(texts, {"target": y}, None)
     for train, test in splits:
-        decisions[test] = _fold_job(texts, {"target": y}, None, train, test)["target"]
+        decisions[test] = _fold_job(data, train, test)["target"]
     return _cross_calibrated_metrics(decisions, y, splits, None, target_accuracy)
 
 

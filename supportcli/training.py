@@ -73,6 +73,15 @@ def target_accuracy(settings: Settings | None) -> float:
     return float(value)
 
 
+def sample_views(data: dataset.LabelledSet) -> list[list[str]]:
+    """Short views of each bundled sample (``features.short_views``): the samples are whole
+    emails, and these teach the model the short form of the same requests. The shop's own
+    mail needs none: it already comes in the shapes the shop receives."""
+    from .features import short_views
+
+    return [short_views(m) if m is not None else [] for m in data.messages]
+
+
 def train_default(
     output: Path | None = None, *, with_metrics: bool = True, settings: Settings | None = None
 ) -> TrainResult:
@@ -89,6 +98,7 @@ def train_default(
         data.urgencies,
         with_metrics=with_metrics,
         target_accuracy=target_accuracy(settings),
+        views=sample_views(data),
     )
     directory = output or resources.default_model_dir()
     meta = artifacts.save(
@@ -141,6 +151,7 @@ def train_shop(
             samples.urgencies + own.urgencies[:cut],
             sample_weight=[1.0] * len(samples.texts) + [own_weight] * cut,
             with_metrics=False,
+            views=sample_views(samples) + [[]] * cut,
         )
         held = (own.texts[cut:], own.categories[cut:], own.urgencies[cut:])
         comparison["new"] = holdout_scores(candidate, *held)
@@ -156,6 +167,7 @@ def train_shop(
         samples.urgencies + own.urgencies,
         sample_weight=[1.0] * len(samples.texts) + [own_weight] * len(own.texts),
         target_accuracy=target_accuracy(settings),
+        views=sample_views(samples) + [[]] * len(own.texts),
     )
     version = _new_version_name(settings)
     directory = settings.models_dir / version

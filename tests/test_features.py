@@ -279,3 +279,31 @@ def test_explanations_name_every_column_from_the_text() -> None:
 def test_schema_one_analyzer_still_available_for_old_models() -> None:
     grams = features.subword_ngrams("Hi Rückbuchung")
     assert " hi " in grams and "ückb" in grams
+
+
+# -- short views of a sample ------------------------------------------------------------------
+
+
+def test_short_views_are_the_opening_and_the_subject_without_greeting() -> None:
+    from factories import message
+
+    long = message(
+        subject="Membership fee question",
+        text="Hi there,\nWhen is the yearly club fee due? I paid last March. Also, can I pay "
+        "by PayPal this time? My partner usually handles it but is away.\nThanks, Ann",
+    )
+    assert features.short_views(long) == [
+        "\nWhen is the yearly club fee due? I paid last March.",
+        "Membership fee question\n",
+    ]
+    short = message(subject="", text="Is the hood detachable?")
+    assert features.short_views(short) == []  # the one view would be the whole text again
+    automated = message(subject="Out of office until Monday", text="I am away.")
+    automated = type(automated)(**{**_fields(automated), "automated": "auto-reply"})
+    assert all(v.endswith(features.AUTOMATED_MARK) for v in features.short_views(automated))
+
+
+def _fields(m: object) -> dict[str, object]:
+    from dataclasses import fields
+
+    return {f.name: getattr(m, f.name) for f in fields(m)}  # type: ignore[arg-type]

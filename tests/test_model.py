@@ -315,3 +315,37 @@ def test_cross_validate_one_target() -> None:
     metrics = model.cross_validate(texts, cats, target_accuracy=0.8, folds=4)
     assert metrics.macro_f1 > 0.8
     assert set(metrics.per_class) == set(TOPICS)
+
+
+# -- short views ------------------------------------------------------------------------------
+
+
+def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fitted_on: list[set[str]] = []
+    original = TextFeatures.fit_transform
+
+    def recording(self: TextFeatures, texts: list[str], y: object = None) -> object:
+        fitted_on.append(set(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(TextFeatures, "fit_transform", recording)
+    texts, cats, urgs = corpus()
+    views = [[f"view of text {i}"] for i in range(len(texts))]
+    model.fit(texts, cats, urgs, n_jobs=1, views=views)
+    assert fitted_on[0] == set(texts) | {v[0] for v in views}
+    folds = list(model._folds([np.asarray(cats), np.asarray(urgs)], 5))
+    for seen, (train, test) in zip(fitted_on[1:], folds, strict=True):
+        assert {views[i][0] for i in train} <= seen
+        assert not seen & {views[i][0] for i in test}
+
+    data = model._Data(texts[:3], {"category": np.array(cats[:3]), "urgency": np.array(urgs[:3])},
+                       np.array([1.0, 2.0, 1.0]), [["a", "b"], [], ["c"]])
+    rows, (category, urgency) = data.rows(np.array([0, 1, 2]))
+    assert rows == [*texts[:3], "a", "b", "c"]
+    assert category.used.tolist() == [0, 1, 2, 3, 4, 5]
+    assert category.y.tolist() == [*cats[:3], cats[0], cats[0], cats[2]]
+    view = model.VIEW_WEIGHT
+    assert category.weights.tolist() == [1.0, 2.0, 1.0, view, view, view]
+    assert urgency.used.tolist() == [0, 1, 2] and urgency.weights.tolist() == [1.0, 2.0, 1.0]
