@@ -175,17 +175,23 @@ def test_folds_partition_stratify_and_repeat() -> None:
             assert set(y[train]) == set(y)
 
 
-def test_each_fold_fits_its_own_features_on_its_training_texts_only(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fitted_on: list[set[str]] = []
+@pytest.fixture
+def fitted_on(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The texts of every ``TextFeatures.fit_transform`` call, in order."""
+    seen: list[set[str]] = []
     original = TextFeatures.fit_transform
 
     def recording(self: TextFeatures, texts: list[str], y: object = None) -> object:
-        fitted_on.append(set(texts))
+        seen.append(set(texts))
         return original(self, texts)
 
     monkeypatch.setattr(TextFeatures, "fit_transform", recording)
+    return seen
+
+
+def test_each_fold_fits_its_own_features_on_its_training_texts_only(
+    fitted_on: list[set[str]],
+) -> None:
     texts, cats, urgs = corpus()
     trained = model.fit(texts, cats, urgs, n_jobs=1)
     folds = list(model._folds([np.asarray(cats), np.asarray(urgs)], 5))
@@ -197,16 +203,8 @@ def test_each_fold_fits_its_own_features_on_its_training_texts_only(
 
 
 def test_large_sets_validate_on_a_hold_out_whose_halves_calibrate_each_other(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, fitted_on: list[set[str]]
 ) -> None:
-    fitted_on: list[set[str]] = []
-    original = TextFeatures.fit_transform
-
-    def recording(self: TextFeatures, texts: list[str], y: object = None) -> object:
-        fitted_on.append(set(texts))
-        return original(self, texts)
-
-    monkeypatch.setattr(TextFeatures, "fit_transform", recording)
     monkeypatch.setattr(model, "HOLDOUT_FROM", 40)
     texts, cats, urgs = corpus(n_per_class=20)
     trained = model.fit(texts, cats, urgs, n_jobs=1)
@@ -321,16 +319,8 @@ def test_cross_validate_one_target() -> None:
 
 
 def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold(
-    monkeypatch: pytest.MonkeyPatch,
+    fitted_on: list[set[str]],
 ) -> None:
-    fitted_on: list[set[str]] = []
-    original = TextFeatures.fit_transform
-
-    def recording(self: TextFeatures, texts: list[str], y: object = None) -> object:
-        fitted_on.append(set(texts))
-        return original(self, texts)
-
-    monkeypatch.setattr(TextFeatures, "fit_transform", recording)
     texts, cats, urgs = corpus()
     views = [[f"view of text {i}"] for i in range(len(texts))]
     model.fit(texts, cats, urgs, n_jobs=1, views=views)
