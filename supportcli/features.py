@@ -330,6 +330,87 @@ def _token_info(token: str) -> tuple[int, int, bytes]:
     return word_hash, _token_mask_uncached(token), np.array(keys, np.uint64).tobytes()
 
 
+_INFO_CACHE: dict[str, tuple[int, int, bytes]] = {}
+_INFO_CACHE_SIZE = 1 << 16
+
+
+def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
+    """``_token_info`` of many tokens: ASCII ones (nearly all) hashed together with numpy,
+    the others one by one. Same values; a bounded cache shared by the process."""
+    cache = _INFO_CACHE
+    new = [t for t in dict.fromkeys(tokens) if t not in cache]
+    if new:
+        if len(cache) + len(new) > _INFO_CACHE_SIZE:
+            cache.clear()
+        plain = [t for t in new if t.isascii()]
+        cache.update(zip(plain, _ascii_infos(plain), strict=True))
+        cache.update((t, _token_info(t)) for t in new if not t.isascii())
+    return [cache[t] for t in tokens]
+
+
+def _ascii_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
+    """``_token_info`` for ASCII tokens, the character n-grams of all of them hashed at once
+    (``murmur3_32`` over fixed-width byte rows, as ``murmurhash3_32`` hashes each)."""
+    if not tokens:
+        return []
+    words = [t.rstrip("'-") for t in tokens]
+    padded = "".join(f" {w} " for w in words).encode("ascii")
+    lens = np.fromiter(map(len, words), np.int64, len(words)) + 2
+    starts = np.cumsum(lens) - lens
+    buf = np.frombuffer(padded, np.uint8)
+    owners, grams = [], []
+    for n in (3, 4, 5):  # the order of _ngrams: n first, then position
+        count = np.maximum(lens - n + 1, 0)
+        owner = np.repeat(np.arange(len(words)), count)
+        first = np.repeat(starts - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+        owners.append(owner)
+        grams.append(_CHAR_TAG | murmur3_32(buf[first[:, None] + np.arange(n)], _SEED))
+    word_hashes = [_hash(w) for w in words]
+    owner = np.concatenate(owners)
+    order = np.argsort(owner, kind="stable")
+    keys = np.concatenate(grams)[order]
+    ends = np.cumsum(np.bincount(owner, minlength=len(words)))
+    out = []
+    for i, (token, word_hash) in enumerate(zip(tokens, word_hashes, strict=True)):
+        chars = keys[(ends[i - 1] if i else 0) : ends[i]]
+        row = np.concatenate(([np.uint64(_WORD_TAG | word_hash)], chars))
+        out.append((word_hash, _token_mask(token), row.tobytes()))
+    return out
+
+
+_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def murmur3_32(rows: np.ndarray, seed: int) -> np.ndarray:
+    """MurmurHash3 (x86, 32-bit) of each row of a (n, width) uint8 array, unsigned: the values
+    of ``sklearn.utils.murmurhash3_32(bytes(row), seed, positive=True)``."""
+    n, width = rows.shape
+    h = np.full(n, seed, np.uint32)
+    blocks = width // 4
+    if blocks:
+        words = np.ascontiguousarray(rows[:, : blocks * 4]).view("<u4").astype(np.uint32)
+        for j in range(blocks):
+            k = _rotl(words[:, j] * _C1, 15) * _C2
+            h = _rotl(h ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+    tail = width & 3
+    if tail:
+        k = np.zeros(n, np.uint32)
+        for j in reversed(range(tail)):
+            k = (k << np.uint32(8)) | rows[:, blocks * 4 + j].astype(np.uint32)
+        h ^= _rotl(k * _C1, 15) * _C2
+    h ^= np.uint32(width)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h.astype(np.uint64)
+
+
 class _Ids:
     """Provisional columns for feature keys while fitting, assigned in order of appearance."""
 
@@ -412,7 +493,7 @@ class _Words:
         self._vectors: tuple[np.ndarray, ...] | None = None
 
     def _add(self, tokens: list[str]) -> None:
-        infos = [_token_info(t) for t in tokens]
+        infos = _token_infos(tokens)
         for token, (word_hash, mask, _) in zip(tokens, infos, strict=True):
             self.index[token] = len(self.hashes)
             self.hashes.append(word_hash)

@@ -307,3 +307,30 @@ def _fields(m: object) -> dict[str, object]:
     from dataclasses import fields
 
     return {f.name: getattr(m, f.name) for f in fields(m)}  # type: ignore[arg-type]
+
+
+# -- hashing many tokens at once ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", range(0, 13))
+def test_vectorised_murmur_equals_scikit_learn(width: int) -> None:
+    from sklearn.utils import murmurhash3_32
+
+    rng = np.random.default_rng(width)
+    rows = rng.integers(0, 256, size=(200, width), dtype=np.uint8)
+    expected = [murmurhash3_32(bytes(r), seed=features._SEED, positive=True) for r in rows]
+    assert features.murmur3_32(rows, features._SEED).tolist() == expected
+
+
+def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(3)
+    alphabet = "abcxyz019'-_é"
+    tokens = ["a", "q-", "it's", "order10234", "straße", "café", "x" * 40]
+    tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    tokens = [t for t in tokens if re.fullmatch(r"\w[\w'-]*", t)]
+    features._INFO_CACHE.clear()
+    assert features._token_infos(tokens) == [features._token_info(t) for t in tokens]
+    monkeypatch.setattr(features, "_INFO_CACHE_SIZE", 10)  # a full cache starts again
+    fresh = [f"fresh{i}" for i in range(5)]
+    assert features._token_infos(fresh) == [features._token_info(t) for t in fresh]
+    assert set(features._INFO_CACHE) == set(fresh)
