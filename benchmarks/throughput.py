@@ -66,7 +66,7 @@ TARGETS = {
     "classify": ">= 5,000 msgs/s",
     "ratio": ">= 0.70",
     "train": "< 60 s (20k)",
-    "triage": "< 5 s and < 400 MB (10k)",
+    "triage": "< 5 s and < 400 MB (10k stored)",
 }
 
 
@@ -326,7 +326,8 @@ def main() -> None:
         if not args.skip_triage:
             note(f"triage of {triage_n:,} messages")
             for i, (label, seconds, rss) in enumerate(bench_triage(triage_n, work)):
-                target = TARGETS["triage"] if i else ""
+                # the target is for ranking what the store holds; importing is printed only
+                target = TARGETS["triage"] if i == 2 else "(printed only)" if i else ""
                 rows.append([f"triage: {label}", f"{seconds:.1f} s, {rss:,.0f} MB", target])
     print_table(["figure", "measured", "target"], rows)
     if profile is not None:
