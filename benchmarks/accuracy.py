@@ -8,7 +8,9 @@ For each labelled set in ../shared/data (skipped when absent) and for samples/ i
   2. TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + LinearSVC,
   3. the same features + ComplementNB.
 Then the shipped default model (trained on samples/ only) on ABCD and bitext without training
-on them. Prints tables of macro-F1 and accuracy, throughput, and training time.
+on them. For supportcli also the expected calibration error of its confidence (top-class
+probability, 10 bins, out of fold), as `supportcli evaluate` computes it. Prints tables of
+macro-F1 and accuracy, throughput, and training time.
 
 Throughput is timed twice per fold: the first predict call after fitting (supportcli's
 per-token table is empty, as in a fresh process) and a second call on the same texts (the
@@ -38,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from supportcli import dataset, model, registry, resources  # noqa: E402
 from supportcli.config import load_settings  # noqa: E402
+from supportcli.evaluation import calibration  # noqa: E402
 from supportcli.features import to_text  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -108,6 +111,7 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
     results: dict[str, dict[str, float]] = {}
     for name, make in METHODS.items():
         predicted = np.empty(len(y), dtype=object)
+        confidence = np.zeros(len(y))
         fit_s = predict_s = warm_s = 0.0
         for train, test in folds.split(X, y):
             pipeline = make()
@@ -117,6 +121,9 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
             predicted[test] = pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
             t2 = time.perf_counter()
             pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
+            if name == "supportcli":
+                probs = pipeline.predict_proba(list(X[test]))  # type: ignore[attr-defined]
+                confidence[test] = probs.max(axis=1)
             fit_s += t1 - t0
             predict_s += t2 - t1
             warm_s += time.perf_counter() - t2
@@ -126,6 +133,7 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
             "fit_s": fit_s,
             "msgs_per_s": len(y) / predict_s,
             "warm_msgs_per_s": len(y) / warm_s,
+            "ece": calibration(confidence, predicted.astype(str) == y)[0],
         }
     return results
 
@@ -154,6 +162,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="at most 3,000 rows per set")
     args = parser.parse_args()
     header = f"{'set':22} {'target':8} {'n':>6}  " + "  ".join(f"{m:>18}" for m in METHODS)
+    header += "  supportcli ECE"
     print("5-fold stratified CV, seed 0, macro-F1 (accuracy)")
     print(header)
     totals = dict.fromkeys(METHODS, 0.0)
@@ -164,7 +173,8 @@ def main() -> None:
         cells = "  ".join(
             f"{results[m]['macro_f1']:>10.3f} ({results[m]['accuracy']:.3f})" for m in METHODS
         )
-        print(f"{name:22} {target:8} {len(texts):>6}  {cells}", flush=True)
+        ece = results["supportcli"]["ece"]
+        print(f"{name:22} {target:8} {len(texts):>6}  {cells}  {ece:>14.3f}", flush=True)
         for m in METHODS:
             totals[m] += results[m]["macro_f1"]
             speed[m].append(results[m]["msgs_per_s"])
