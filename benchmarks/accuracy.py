@@ -121,12 +121,12 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
             predicted[test] = pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
             t2 = time.perf_counter()
             pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
+            warm_s += time.perf_counter() - t2
+            fit_s += t1 - t0
+            predict_s += t2 - t1
             if name == "supportcli":
                 probs = pipeline.predict_proba(list(X[test]))  # type: ignore[attr-defined]
                 confidence[test] = probs.max(axis=1)
-            fit_s += t1 - t0
-            predict_s += t2 - t1
-            warm_s += time.perf_counter() - t2
         results[name] = {
             "macro_f1": float(f1_score(y, predicted.astype(str), average="macro")),
             "accuracy": float(accuracy_score(y, predicted.astype(str))),
