@@ -42,9 +42,10 @@ def message_text(message: Any) -> str:
     return to_text(message.subject, message.text_new, message.text_quoted, message.automated)
 
 
-_GREETING = re.compile(
+_GREETING = re.compile(  # a greeting line or clause: "Hi Anna," "Hello team!" "Dear Sir\n"
     r"^(?:hi|hello|hey|dear|hallo|guten (?:tag|morgen)|bonjour|salut|hola|buenos d[ií]as|"
-    r"ciao|buongiorno|good (?:morning|afternoon|evening))\b[^\n,.!:]{0,40}[,.!:]?\s*",
+    r"ciao|buongiorno|good (?:morning|afternoon|evening))(?:[ \t]+[\w'-]+){0,3}[ \t]*"
+    r"(?:[,.!:]|\n|$)\s*",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -338,14 +339,18 @@ def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
     """``_token_info`` of many tokens: ASCII ones (nearly all) hashed together with numpy,
     the others one by one. Same values; a bounded cache shared by the process."""
     cache = _INFO_CACHE
-    new = [t for t in dict.fromkeys(tokens) if t not in cache]
+    found = {t: cache[t] for t in dict.fromkeys(tokens) if t in cache}
+    new = [t for t in dict.fromkeys(tokens) if t not in found]
     if new:
-        if len(cache) + len(new) > _INFO_CACHE_SIZE:
-            cache.clear()
         plain = [t for t in new if t.isascii()]
-        cache.update(zip(plain, _ascii_infos(plain), strict=True))
-        cache.update((t, _token_info(t)) for t in new if not t.isascii())
-    return [cache[t] for t in tokens]
+        fresh = dict(zip(plain, _ascii_infos(plain), strict=True))
+        fresh.update((t, _token_info(t)) for t in new if not t.isascii())
+        found.update(fresh)
+        if len(cache) + len(fresh) > _INFO_CACHE_SIZE:
+            cache.clear()
+        if len(fresh) <= _INFO_CACHE_SIZE:
+            cache.update(fresh)
+    return [found[t] for t in tokens]
 
 
 def _ascii_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:

@@ -174,6 +174,7 @@ class _Step:
     message_id: str
     saved: tuple[str, str] | None  # the label written; None for a skip
     previous: tuple[Any, ...] | None  # the label row it replaced, restored by undo
+    was_skipped: bool = False  # a skip of a message an earlier session skipped too
 
 
 class Session:
@@ -221,8 +222,9 @@ class Session:
     def skip(self) -> None:
         """Pass over the current message; the next session shows it after the others."""
         message_id = self._current().message_id
+        before = message_id in self.store.skipped()
         self.store.set_skipped(message_id)
-        self._steps.append(_Step(message_id, None, None))
+        self._steps.append(_Step(message_id, None, None, was_skipped=before))
 
     def undo(self) -> Message | None:
         """Step back one answer; returns the message that is on screen again (None: nothing
@@ -232,7 +234,7 @@ class Session:
         step = self._steps.pop()
         if step.saved is not None:
             _restore_label(self.store, step.message_id, step.previous)
-        else:
+        elif not step.was_skipped:  # a skip from an earlier session stays
             self.store.set_skipped(step.message_id, False)
         return self.current()
 

@@ -139,14 +139,22 @@ def fit_temperature(decisions: np.ndarray, y: np.ndarray, classes: np.ndarray,
                     weights: Any = None) -> float:
     """The inverse temperature ``beta`` that minimises the (weighted) log loss of
     ``softmax(beta * decisions)`` on out-of-fold decision values: a convex problem in one
-    variable, solved over log(beta) in [-10, 10] as scikit-learn does."""
+    variable, solved over log(beta) in [-10, 10]. The targets are smoothed as Platt smooths
+    his, (n + 1) / (n + 2) for the true class, so that classes the folds happen to separate
+    perfectly do not drive beta to the bound and every confidence to 1. No signal (constant
+    decisions, no weight): beta 1."""
     logits = _logits(decisions)
     truth = np.searchsorted(classes, y)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(y) == 0 or w.sum() <= 0 or np.ptp(logits, axis=1).max(initial=0.0) == 0:
+        return 1.0
+    k = logits.shape[1]
+    n = float(w.sum())
+    targets = np.full(logits.shape, 1 / (n + 2) / (k - 1))
+    targets[np.arange(len(y)), truth] = (n + 1) / (n + 2)
 
     def loss(log_beta: float) -> float:
-        picked = log_softmax(np.exp(log_beta) * logits, axis=1)[np.arange(len(y)), truth]
-        return float(-(w * picked).sum())
+        return float(-(w * (targets * log_softmax(np.exp(log_beta) * logits, axis=1)).sum(1)).sum())
 
     found = minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded",
                             options={"xatol": 1e-6})

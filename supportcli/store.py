@@ -619,7 +619,6 @@ def _row_prediction(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Pre
     )
 
 
-_NO_PROBS: dict[str, float] = {}
 
 
 def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:
@@ -633,7 +632,7 @@ def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:
         p.urgency_confidence,
         p.needs_review,
         memo.setdefault(p.model_id, p.model_id),
-        _NO_PROBS,
+        {},
         {memo.setdefault(k, k): v for k, v in p.urgency_probs.items()},
         memo.setdefault(p.cues, p.cues),
     )

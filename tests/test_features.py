@@ -296,6 +296,8 @@ def test_short_views_are_the_opening_and_the_subject_without_greeting() -> None:
         "\nWhen is the yearly club fee due? I paid last March.",
         "Membership fee question\n",
     ]
+    no_greeting = message(subject="", text="Hi I need a refund for the mug that broke")
+    assert features.short_views(no_greeting) == []  # "Hi I need …" is the request itself
     short = message(subject="", text="Is the hood detachable?")
     assert features.short_views(short) == []  # the one view would be the whole text again
     automated = message(subject="Out of office until Monday", text="I am away.")
@@ -334,3 +336,8 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.M
     fresh = [f"fresh{i}" for i in range(5)]
     assert features._token_infos(fresh) == [features._token_info(t) for t in fresh]
     assert set(features._INFO_CACHE) == set(fresh)
+    mixed = fresh[:3] + [f"more{i}" for i in range(8)]  # cached and new: the cache overflows
+    assert features._token_infos(mixed) == [features._token_info(t) for t in mixed]
+    many = [f"many{i}" for i in range(25)]  # more new tokens than the cache holds
+    assert features._token_infos(many) == [features._token_info(t) for t in many]
+    assert len(features._INFO_CACHE) <= 10

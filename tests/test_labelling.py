@@ -199,6 +199,14 @@ def test_session_accept_set_skip_undo_write_the_store_at_once(store: Store) -> N
     # what a session skipped comes last in the next one, until it is labelled
     again.skip()
     later = session_over(store, preds)
+    assert ids(later.items)[-1] == third.message_id
+    later.set("other", "low")
+    later.set("other", "low")
+    later.skip()  # skipped again, then undone: the earlier session's skip stays
+    assert later.undo() == third and store.skipped() == {third.message_id}
+    later.undo()
+    later.undo()
+    later = session_over(store, preds)
     assert ids(later.items) == [fourth.message_id, session.items[4].message_id, third.message_id]
     later.set("other", "low")
     later.set("other", "low")

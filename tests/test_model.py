@@ -91,6 +91,18 @@ def test_temperature_recovers_a_known_scale(columns: int, beta: float) -> None:
     assert model.fit_temperature(d, y, classes, weights) == pytest.approx(twice, rel=1e-4)
 
 
+def test_temperature_stays_finite_when_folds_separate_the_classes() -> None:
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(200, 3))
+    y = d.argmax(axis=1)
+    d[np.arange(200), y] += 3.0  # every out-of-fold decision right, by a wide margin
+    beta = model.fit_temperature(d, y, np.arange(3))
+    assert 0.1 < beta < 20
+    near_the_boundary = model._softmax_probabilities(np.array([[0.1, -0.9, -1.0]]), beta)
+    assert near_the_boundary.max() < 0.99
+    assert model.fit_temperature(np.zeros((9, 3)), np.arange(9) % 3, np.arange(3)) == 1.0
+
+
 def test_models_calibrated_by_sigmoids_before_still_give_their_probabilities() -> None:
     x, y = _blobs(300, 3, 1.0, seed=4)
     clf = CalibratedSVC().fit(x, y)
