@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from itertools import chain, repeat
+from itertools import accumulate, chain, count, repeat
 from typing import Any
 
 import numpy as np
@@ -499,10 +499,9 @@ class _Words:
 
     def _add(self, tokens: list[str]) -> None:
         infos = _token_infos(tokens)
-        for token, (word_hash, mask, _) in zip(tokens, infos, strict=True):
-            self.index[token] = len(self.hashes)
-            self.hashes.append(word_hash)
-            self.masks.append(mask)
+        self.index.update(zip(tokens, count(len(self.hashes))))
+        self.hashes.extend(info[0] for info in infos)
+        self.masks.extend(info[1] for info in infos)
         keys = np.frombuffer(b"".join(info[2] for info in infos), np.uint64)
         cols = self.resolve(keys)
         owner = np.repeat(np.arange(len(tokens)), [len(info[2]) // 8 for info in infos])
@@ -516,11 +515,14 @@ class _Words:
         new = set(chain.from_iterable(tokens)).difference(self.index)
         if new:
             self._add(sorted(new))
-        for chunk, found in zip(chunks, tokens, strict=True):
-            self.chunks[chunk] = len(self._chunk_lens)
-            self._chunk_starts.append(len(self._chunk_tids))
-            self._chunk_lens.append(len(found))
-            self._chunk_tids.extend(map(self.index.__getitem__, found))
+        if not chunks:
+            return
+        first = len(self._chunk_lens)
+        self.chunks.update(zip(chunks, count(first)))
+        lens = list(map(len, tokens))
+        self._chunk_starts.extend(accumulate(lens[:-1], initial=len(self._chunk_tids)))
+        self._chunk_lens.extend(lens)
+        self._chunk_tids.extend(map(self.index.__getitem__, chain.from_iterable(tokens)))
         self._vectors = None
 
     def lookup(self, flat: list[str]) -> tuple[np.ndarray, np.ndarray]:
