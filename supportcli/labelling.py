@@ -222,7 +222,7 @@ class Session:
     def skip(self) -> None:
         """Pass over the current message; the next session shows it after the others."""
         message_id = self._current().message_id
-        before = message_id in self.store.skipped()
+        before = self.store.is_skipped(message_id)
         self.store.set_skipped(message_id)
         self._steps.append(_Step(message_id, None, None, was_skipped=before))
 
@@ -321,10 +321,11 @@ def write_csv(store: Store, stream: TextIO, predictions: Mapping[str, Prediction
     return rows
 
 
-def export_csv(store: Store, path: Path, predictions: Mapping[str, Prediction]) -> int:
+def export_csv(store: Store, path: Path, predictions: Mapping[str, Prediction],
+               messages: Sequence[Message] | None = None) -> int:
     try:
         with path.open("w", encoding="utf-8", newline="") as handle:
-            return write_csv(store, handle, predictions)
+            return write_csv(store, handle, predictions, messages)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 

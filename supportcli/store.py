@@ -407,6 +407,10 @@ class Store:
             else:
                 db.execute("DELETE FROM label_skips WHERE message_id = ?", (message_id,))
 
+    def is_skipped(self, message_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM label_skips WHERE message_id = ?", (message_id,))
+        return row.fetchone() is not None
+
     def skipped(self) -> set[str]:
         """Messages skipped in a labelling session and not labelled since."""
         rows = self.db.execute(
@@ -554,12 +558,15 @@ _LIGHT_COLUMNS = ", ".join(
 )
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def _row_message(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Message:
     """A stored message. With ``memo`` (light reads of many rows), values that repeat across
     messages (source, recipients, language, flags …) are shared instead of copied per row."""
 
-    def shared(value: Any) -> Any:
-        return value if memo is None else memo.setdefault(value, value)
+    shared = _identity if memo is None else lambda value: memo.setdefault(value, value)
 
     return Message(
         message_id=row["message_id"],
@@ -592,33 +599,18 @@ def _row_prediction(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Pre
     """A stored prediction. With ``memo`` (light reads of many rows), the per-category
     probabilities are left out and repeating values are shared instead of copied per row."""
     detail = json.loads(row["detail"])
-    if memo is None:
-        return Prediction(
-            category=row["category"],
-            category_confidence=row["category_confidence"],
-            urgency=row["urgency"],
-            urgency_confidence=row["urgency_confidence"],
-            needs_review=bool(row["needs_review"]),
-            model_id=row["model_id"],
-            category_probs=detail.get("cat", {}),
-            urgency_probs=detail.get("urg", {}),
-            cues=tuple(detail.get("cues", [])),
-        )
-    return light_prediction(
-        Prediction(
-            row["category"],
-            row["category_confidence"],
-            row["urgency"],
-            row["urgency_confidence"],
-            bool(row["needs_review"]),
-            row["model_id"],
-            urgency_probs=detail.get("urg", {}),
-            cues=tuple(detail.get("cues", [])),
-        ),
-        memo,
+    prediction = Prediction(
+        category=row["category"],
+        category_confidence=row["category_confidence"],
+        urgency=row["urgency"],
+        urgency_confidence=row["urgency_confidence"],
+        needs_review=bool(row["needs_review"]),
+        model_id=row["model_id"],
+        category_probs=detail.get("cat", {}) if memo is None else {},
+        urgency_probs=detail.get("urg", {}),
+        cues=tuple(detail.get("cues", [])),
     )
-
-
+    return prediction if memo is None else light_prediction(prediction, memo)
 
 
 def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:

@@ -252,16 +252,20 @@ def test_50_mb_single_line_body_is_cut_and_reported():
     assert len(result.text_new) <= 1024 * 1024
 
 
-@pytest.mark.timeout(120)
-def test_10000_deep_multipart_nesting_is_cut_and_reported():
-    depth = 10_000
+def _nested_multipart(depth: int) -> bytes:
+    """A body of ``depth`` multiparts, each holding the next, with one text part at the bottom."""
     parts = [b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n"]
     parts += [
         b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
         for i in range(depth)
     ]
     parts.append(b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep down\r\n" % depth)
-    result = check(HEAD + b"".join(parts))
+    return b"".join(parts)
+
+
+@pytest.mark.timeout(120)
+def test_10000_deep_multipart_nesting_is_cut_and_reported():
+    result = check(HEAD + _nested_multipart(10_000))
     if isinstance(result, ParseFailure):
         assert "nested too deeply" in result.reason
     else:
@@ -270,14 +274,7 @@ def test_10000_deep_multipart_nesting_is_cut_and_reported():
 
 @pytest.mark.timeout(60)
 def test_100_deep_multipart_nesting_is_read_to_a_limit_with_a_warning():
-    depth = 100
-    parts = [b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n"]
-    parts += [
-        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
-        for i in range(depth)
-    ]
-    parts.append(b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep down\r\n" % depth)
-    result = check(HEAD + b"".join(parts))
+    result = check(HEAD + _nested_multipart(100))
     assert isinstance(result, Message)
     assert any("nested deeper than" in w for w in result.warnings)
 

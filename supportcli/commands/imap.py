@@ -281,8 +281,9 @@ def tag(
     verb = "added" if apply else "would add"
     for change in result.changes:
         t = change.target
+        where = sanitize.for_terminal(f"{t.account}/{t.folder}")
         console.print(
-            f"{verb} {' '.join(change.add)}  {t.account}/{t.folder} UID {t.uid}  "
+            f"{verb} {' '.join(change.add)}  {where} UID {t.uid}  "
             f"{sanitize.for_terminal(t.subject, 60)}",
             markup=False,
         )
@@ -300,7 +301,7 @@ def untag(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
     """Remove exactly the keywords or labels one `tag --apply` run added, nothing else."""
-    from .. import tagging
+    from .. import sanitize, tagging
     from ..store import Store
 
     context = get_context(ctx)
@@ -310,8 +311,10 @@ def untag(
     console = stdout_console()
     verb = "would remove" if dry_run else "removed"
     for row in rows:
+        where = sanitize.for_terminal(f"{row['account']}/{row['folder']}")
         console.print(
-            f"{verb} {row['tag']}  {row['account']}/{row['folder']} UID {row['uid']}", markup=False
+            f"{verb} {row['tag']}  {where} UID {row['uid']}",
+            markup=False,
         )
     if not context.quiet:
         stderr_console().print(f"{len(rows)} tag(s) {verb.split()[-1]}", markup=False)

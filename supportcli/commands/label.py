@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from ..errors import UsageError
+from .common import get_context, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -58,14 +59,6 @@ class Order(StrEnum):
     random = "random"
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    if hasattr(ctx.obj, "settings"):  # cli's Context: --config and friends
-        return ctx.obj.settings()
-    from ..config import load_settings
-
-    return load_settings()
-
-
 @label_app.callback(invoke_without_command=True)
 def label(
     ctx: typer.Context,
@@ -88,17 +81,17 @@ def label(
     if source == "-":
         raise UsageError("--source - cannot be used: stdin carries the answers",
                          hint="save the mail to a file and give its path")
-    settings = _settings(ctx)
+    settings = get_context(ctx).settings()
     keys = KeyReader.open(sys.stdin)
     with Store(settings.store_path) as store:
         session = prepare(settings, store, source=source, order=order.value, limit=limit,
                           category=category)
         if session.current() is None:
             where = f" predicted as {category}" if category else ""
-            _stderr().print(f"nothing to label: no unlabelled messages{where}", markup=False)
+            stderr_console().print(f"nothing to label: no unlabelled messages{where}", markup=False)
             return
         with keys:
-            run_session(session, keys, _stdout())
+            run_session(session, keys, stdout_console())
         _summary(session)
 
 
@@ -361,21 +354,9 @@ def _counts(counts: dict[str, int]) -> str:
 def _summary(session: Session) -> None:
     p = session.progress()
     left = p.total - p.position
-    _stderr().print(f"labelled {p.labelled}, skipped {p.skipped}"
+    stderr_console().print(f"labelled {p.labelled}, skipped {p.skipped}"
                     + (f", {left} left: run `supportcli label` again to go on" if left else ""),
                     markup=False)
-
-
-def _stdout() -> Console:
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-
-
-def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
 
 
 # --- non-interactive companions ------------------------------------------------------------
@@ -397,7 +378,7 @@ def export_labels(
 
     if file is None and eml is None:
         raise UsageError("give a FILE.csv to write, or --eml DIR")
-    settings = _settings(ctx)
+    settings = get_context(ctx).settings()
     with Store(settings.store_path) as store:
         if file is not None:
             messages = store.messages()
@@ -406,11 +387,11 @@ def export_labels(
             if str(file) == "-":
                 rows = labelling.write_csv(store, sys.stdout, predictions, messages)
             else:
-                rows = labelling.export_csv(store, file, predictions)
-                _stderr().print(f"wrote {rows} message(s) to {file}", markup=False)
+                rows = labelling.export_csv(store, file, predictions, messages)
+                stderr_console().print(f"wrote {rows} message(s) to {file}", markup=False)
         if eml is not None:
             count = labelling.export_eml(store, eml)
-            _stderr().print(f"wrote {count} labelled message(s) and labels.csv to {eml}",
+            stderr_console().print(f"wrote {count} labelled message(s) and labels.csv to {eml}",
                             markup=False)
 
 
@@ -423,10 +404,10 @@ def import_labels(
     from .. import labelling
     from ..store import Store
 
-    settings = _settings(ctx)
+    settings = get_context(ctx).settings()
     with Store(settings.store_path) as store:
         result = labelling.import_csv(store, file, settings.categories, settings.urgencies)
-    err = _stderr()
+    err = stderr_console()
     for line, problem in result.errors[:50]:
         err.print(f"{file}:{line}: {problem}", markup=False)
     if len(result.errors) > 50:
@@ -451,13 +432,13 @@ def set_label(
 
     if category is None and urgency is None:
         raise UsageError("give --category and/or --urgency")
-    settings = _settings(ctx)
+    settings = get_context(ctx).settings()
     with Store(settings.store_path) as store:
         old = labelling.set_label(store, message_id, category, urgency, settings.categories,
                                   settings.urgencies)
         new = store.labels()[message_id.strip().strip("<>")]
     was = f" (was {old[0]} / {old[1]})" if old and old != new else ""
-    _stderr().print(f"labelled: {new[0]} / {new[1]}{was}", markup=False)
+    stderr_console().print(f"labelled: {new[0]} / {new[1]}{was}", markup=False)
 
 
 @label_app.command("audit")
@@ -474,15 +455,15 @@ def audit_labels(
     from .. import labelling
     from ..store import Store
 
-    settings = _settings(ctx)
+    settings = get_context(ctx).settings()
     with Store(settings.store_path) as store:
         texts, categories, urgencies, ids, subjects = _labelled_data(store, with_samples)
     if not texts:
         raise UsageError("no labels to audit yet", hint="label messages with `supportcli label`")
     result = labelling.audit(texts, categories, urgencies, ids, min_confidence=min_confidence)
-    _stdout().print(_audit_table(result, subjects, min_confidence))
+    stdout_console().print(_audit_table(result, subjects, min_confidence))
     for target, small in result.too_small.items():
-        _stderr().print(f"not checked ({target}, fewer than {labelling.AUDIT_MIN_PER_CLASS} "
+        stderr_console().print(f"not checked ({target}, fewer than {labelling.AUDIT_MIN_PER_CLASS} "
                         "labels): " + ", ".join(f"{c} ({n})" for c, n in small.items()),
                         markup=False)
 

@@ -32,7 +32,6 @@ Fetched = dict[int, dict[bytes, Any]]  # UID -> {b"FLAGS": ..., b"BODY[]": ...},
 
 # --- FETCH responses ---------------------------------------------------------------------------
 
-_START = re.compile(rb"^\d+ \(")
 _FIELD = re.compile(
     rb"[( ](?:(UID|RFC822\.SIZE|X-GM-MSGID|X-GM-THRID) (\d+)|FLAGS \(([^)]*)\)"
     rb'|INTERNALDATE "([^"]*)")'
@@ -181,11 +180,6 @@ def flags_of(fields: Mapping[bytes, Any]) -> tuple[str, ...]:
         if value is not None:
             flags.append(f"{item}:{value}")
     return tuple(flags)
-
-
-def size_of(fields: Mapping[bytes, Any]) -> int | None:
-    value = fields.get(b"RFC822.SIZE")
-    return value if isinstance(value, int) else None
 
 
 def message_ids(header_block: bytes) -> set[str]:
