@@ -518,16 +518,44 @@ def _part_text(part: EmailMessage, warnings: list[str]) -> str:
     return text[:MAX_TEXT_CHARS]
 
 
-_HTML_NOISE = re.compile(
-    r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
-)
+_NOISE_OPEN = re.compile(r"<(script|style|head|title)\b[^<>]*>|<!--", re.IGNORECASE)
+_NOISE_CLOSE = {
+    tag: re.compile(rf"</{tag}\s*>", re.IGNORECASE) for tag in ("script", "style", "head", "title")
+}
+
+
+def _strip_html_noise(html: str) -> str:
+    """The HTML without <script>, <style>, <head> and <title> elements and comments, so that
+    more of the text fits under the size cap (inscriptis would hide them anyway). One pass:
+    an element that never closes is left as it is and its kind is not searched for again."""
+    parts: list[str] = []
+    kept = searched = 0
+    unclosed: set[str] = set()
+    while match := _NOISE_OPEN.search(html, searched):
+        kind = (match.group(1) or "!--").lower()
+        searched = match.end()
+        if kind in unclosed:
+            continue
+        if kind == "!--":
+            end = html.find("-->", searched)
+            end = end + 3 if end >= 0 else -1
+        else:
+            close = _NOISE_CLOSE[kind].search(html, searched)
+            end = close.end() if close else -1
+        if end < 0:
+            unclosed.add(kind)
+            continue
+        parts += [html[kept : match.start()], " "]
+        kept = searched = end
+    parts.append(html[kept:])
+    return "".join(parts)
 
 
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body (inscriptis); scripts, styles and comments never show."""
     from inscriptis import get_text
 
-    html = _HTML_NOISE.sub(" ", html[: MAX_HTML_CHARS * 4])[:MAX_HTML_CHARS]
+    html = _strip_html_noise(html[: MAX_HTML_CHARS * 4])[:MAX_HTML_CHARS]
     try:
         text = get_text(html)
     except Exception:  # RecursionError on absurd nesting, lxml errors: keep the bare text
