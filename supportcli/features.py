@@ -321,10 +321,10 @@ def _ngrams(word: str) -> list[str]:
     return [padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)]
 
 
-@lru_cache(maxsize=1 << 16)
 def _token_info(token: str) -> tuple[int, int, bytes]:
-    """A token's word hash, cue-trigger mask and feature keys (word, then its n-grams).
-    Shared by every ``TextFeatures`` of the process (cross-validation folds, both targets)."""
+    """A token's word hash, cue-trigger mask and feature keys (word, then its n-grams), one
+    token at a time (``_token_infos`` does many at once, through a cache shared by the
+    process)."""
     word = token.rstrip("'-")
     word_hash = _hash(word)
     keys = [_WORD_TAG | word_hash, *(_CHAR_TAG | _hash(g) for g in _ngrams(word))]
@@ -768,15 +768,14 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         names: dict[int, list[str]] = {}
         words = [t.rstrip("'-") for t in _TOKEN.findall(str(text).lower())]
         index = self._key_index()
-        for word in dict.fromkeys(words):
-            grams = _ngrams(word)
-            keys = [_WORD_TAG | _hash(word), *(_CHAR_TAG | _hash(g) for g in grams)]
-            labels = [f"word '{word}'", *(f"chars '{g}'" for g in grams)]
-            for col, label in zip(index.get(np.array(keys, np.uint64)).tolist(), labels,
+        infos = dict(zip(words, _token_infos(words), strict=True))
+        for word, (_, _, keys) in infos.items():
+            labels = [f"word '{word}'", *(f"chars '{g}'" for g in _ngrams(word))]
+            for col, label in zip(index.get(np.frombuffer(keys, np.uint64)).tolist(), labels,
                                   strict=True):
                 if 0 <= col < self.n_token_columns_:
                     names.setdefault(col, []).append(label)
-        hashes = np.array([_hash(w) for w in words], np.uint64)
+        hashes = np.array([infos[w][0] for w in words], np.uint64)
         pairs = index.get(_bigram_keys(hashes[:-1], hashes[1:]))
         for i, col in enumerate(pairs.tolist()):
             if col >= 0:

@@ -143,6 +143,7 @@ def train_shop(
     check_class_sizes(samples.categories + own.categories, known=custom)
     check_class_sizes(samples.urgencies + own.urgencies)
     cut = len(own.texts) - max(1, round(len(own.texts) * HOLDOUT_SHARE)) if own.texts else 0
+    views = sample_views(samples)
     comparison: dict[str, Any] = {"holdout": len(own.texts) - cut}
     if own.texts:
         candidate = fit(
@@ -151,7 +152,7 @@ def train_shop(
             samples.urgencies + own.urgencies[:cut],
             sample_weight=[1.0] * len(samples.texts) + [own_weight] * cut,
             with_metrics=False,
-            views=sample_views(samples) + [[]] * cut,
+            views=views + [[]] * cut,
         )
         held = (own.texts[cut:], own.categories[cut:], own.urgencies[cut:])
         comparison["new"] = holdout_scores(candidate, *held)
@@ -167,7 +168,7 @@ def train_shop(
         samples.urgencies + own.urgencies,
         sample_weight=[1.0] * len(samples.texts) + [own_weight] * len(own.texts),
         target_accuracy=target_accuracy(settings),
-        views=sample_views(samples) + [[]] * len(own.texts),
+        views=views + [[]] * len(own.texts),
     )
     version = _new_version_name(settings)
     directory = settings.models_dir / version
