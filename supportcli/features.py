@@ -336,15 +336,13 @@ _INFO_CACHE_SIZE = 1 << 16
 
 
 def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
-    """``_token_info`` of many tokens: ASCII ones (nearly all) hashed together with numpy,
-    the others one by one. Same values; a bounded cache shared by the process."""
+    """``_token_info`` of many tokens, hashed together with numpy (same values); a bounded
+    cache shared by the process."""
     cache = _INFO_CACHE
     found = {t: cache[t] for t in dict.fromkeys(tokens) if t in cache}
     new = [t for t in dict.fromkeys(tokens) if t not in found]
     if new:
-        plain = [t for t in new if t.isascii()]
-        fresh = dict(zip(plain, _ascii_infos(plain), strict=True))
-        fresh.update((t, _token_info(t)) for t in new if not t.isascii())
+        fresh = dict(zip(new, _new_infos(new), strict=True))
         found.update(fresh)
         if len(cache) + len(fresh) > _INFO_CACHE_SIZE:
             cache.clear()
@@ -353,12 +351,43 @@ def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
     return [found[t] for t in tokens]
 
 
-def _ascii_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
-    """``_token_info`` for ASCII tokens, the character n-grams of all of them hashed at once
-    (``murmur3_32`` over fixed-width byte rows, as ``murmurhash3_32`` hashes each)."""
-    if not tokens:
-        return []
+def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
+    """``_token_info`` of distinct tokens: the character n-grams of the ASCII ones (nearly all)
+    cut and hashed as byte rows, of the others encoded one by one and hashed by byte length;
+    the keys of every token laid out in one array, then sliced."""
     words = [t.rstrip("'-") for t in tokens]
+    plain = [i for i, w in enumerate(words) if w.isascii()]
+    other = [i for i, w in enumerate(words) if not w.isascii()]
+    owners, keys = _ascii_gram_keys([words[i] for i in plain])
+    owners = [np.asarray(plain, np.int64)[owners]]
+    keys = [keys]
+    if other:
+        grams = [(i, g.encode("utf-8")) for i in other for g in _ngrams(words[i])]
+        owners.append(np.fromiter((i for i, _ in grams), np.int64, len(grams)))
+        keys.append(_CHAR_TAG | _murmur3_bytes([g for _, g in grams]))
+    owner, gram_keys = np.concatenate(owners), np.concatenate(keys)
+    order = np.argsort(owner, kind="stable")  # per token, in the order of _ngrams
+    sizes = np.bincount(owner, minlength=len(words)) + 1
+    word_at = np.cumsum(sizes) - sizes
+    word_hashes = [int(murmurhash3_32(w, seed=_SEED, positive=True)) for w in words]
+    out = np.empty(int(sizes.sum()), np.uint64)
+    out[word_at] = np.array(word_hashes, np.uint64) | np.uint64(_WORD_TAG)
+    is_gram = np.ones(len(out), bool)
+    is_gram[word_at] = False
+    out[is_gram] = gram_keys[order]
+    flat = out.tobytes()
+    bounds = [*(word_at * 8).tolist(), len(flat)]
+    masks = _token_masks(tokens)
+    return [(h, m, flat[a:b]) for h, m, a, b in
+            zip(word_hashes, masks, bounds, bounds[1:], strict=False)]
+
+
+def _ascii_gram_keys(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the character n-grams of ASCII words and the word each belongs to, grouped by n
+    then position (``murmur3_32`` over fixed-width byte rows, as ``murmurhash3_32`` hashes
+    each)."""
+    if not words:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
     padded = "".join(f" {w} " for w in words).encode("ascii")
     lens = np.fromiter(map(len, words), np.int64, len(words)) + 2
     starts = np.cumsum(lens) - lens
@@ -370,17 +399,54 @@ def _ascii_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
         first = np.repeat(starts - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
         owners.append(owner)
         grams.append(_CHAR_TAG | murmur3_32(buf[first[:, None] + np.arange(n)], _SEED))
-    word_hashes = [_hash(w) for w in words]
-    owner = np.concatenate(owners)
-    order = np.argsort(owner, kind="stable")
-    keys = np.concatenate(grams)[order]
-    ends = np.cumsum(np.bincount(owner, minlength=len(words)))
-    out = []
-    for i, (token, word_hash) in enumerate(zip(tokens, word_hashes, strict=True)):
-        chars = keys[(ends[i - 1] if i else 0) : ends[i]]
-        row = np.concatenate(([np.uint64(_WORD_TAG | word_hash)], chars))
-        out.append((word_hash, _token_mask(token), row.tobytes()))
+    return np.concatenate(owners), np.concatenate(grams)
+
+
+def _murmur3_bytes(items: list[bytes]) -> np.ndarray:
+    """``murmurhash3_32(item, _SEED, positive=True)`` of each item, rows of one length at once."""
+    lens = np.fromiter(map(len, items), np.int64, len(items))
+    order = np.argsort(lens, kind="stable")
+    buf = np.frombuffer(b"".join([items[i] for i in order.tolist()]), np.uint8)
+    out = np.zeros(len(items), np.uint64)
+    widths, firsts, counts = np.unique(lens[order], return_index=True, return_counts=True)
+    offset = 0
+    for width, first, n in zip(widths.tolist(), firsts.tolist(), counts.tolist(), strict=True):
+        rows = buf[offset : offset + width * n].reshape(n, width)
+        out[order[first : first + n]] = murmur3_32(rows, _SEED)
+        offset += width * n
     return out
+
+
+@cache
+def _any_trigger() -> re.Pattern[str]:
+    """A regex that finds any cue trigger word, its alternatives as a trie (so that the regex
+    engine tries one branch per character instead of every trigger)."""
+    trie: dict[str, Any] = {}
+    for trigger, _ in _alternatives()[1]:
+        node = trie
+        for char in trigger:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a trigger ends here: finding it is enough, longer ones need not be tried
+
+    def pattern(node: dict[str, Any]) -> str:
+        if "" in node:
+            return ""
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+
+    return re.compile(pattern(trie))
+
+
+def _token_masks(tokens: list[str]) -> list[int]:
+    """``_token_mask`` of each token; one regex scan finds the few tokens that hold a trigger
+    (a trigger lies inside one token, and no token holds a newline)."""
+    joined = "\n".join(tokens)
+    ends = np.cumsum(np.fromiter(map(len, tokens), np.int64, len(tokens)) + 1)
+    hits = np.searchsorted(ends, [m.start() for m in _any_trigger().finditer(joined)], "right")
+    masks = [0] * len(tokens)
+    for i in set(hits.tolist()):
+        masks[i] = _token_mask(tokens[i])
+    return masks
 
 
 _C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)

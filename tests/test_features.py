@@ -327,11 +327,13 @@ def test_vectorised_murmur_equals_scikit_learn(width: int) -> None:
 def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(3)
     alphabet = "abcxyz019'-_é"
-    tokens = ["a", "q-", "it's", "order10234", "straße", "café", "x" * 40]
+    tokens = ["a", "q-", "it's", "order10234", "straße", "café", "x" * 40, "日本語の注文"]
+    tokens += ["chargeback", "rückbuchung", "hôpital", "maybe", "tomorrow's", "rechargeable"]
     tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)]
     tokens = [t for t in tokens if re.fullmatch(r"\w[\w'-]*", t)]
     features._INFO_CACHE.clear()
     assert features._token_infos(tokens) == [features._token_info(t) for t in tokens]
+    assert sum(info[1] != 0 for info in features._token_infos(tokens)) >= 5  # cue triggers
     monkeypatch.setattr(features, "_INFO_CACHE_SIZE", 10)  # a full cache starts again
     fresh = [f"fresh{i}" for i in range(5)]
     assert features._token_infos(fresh) == [features._token_info(t) for t in fresh]
