@@ -358,9 +358,8 @@ def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
     words = [t.rstrip("'-") for t in tokens]
     plain = [i for i, w in enumerate(words) if w.isascii()]
     other = [i for i, w in enumerate(words) if not w.isascii()]
-    owners, keys = _ascii_gram_keys([words[i] for i in plain])
-    owners = [np.asarray(plain, np.int64)[owners]]
-    keys = [keys]
+    ascii_owner, ascii_keys = _ascii_gram_keys([words[i] for i in plain])
+    owners, keys = [np.asarray(plain, np.int64)[ascii_owner]], [ascii_keys]
     if other:
         grams = [(i, g.encode("utf-8")) for i in other for g in _ngrams(words[i])]
         owners.append(np.fromiter((i for i, _ in grams), np.int64, len(grams)))
