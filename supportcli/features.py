@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from itertools import accumulate, chain, count, repeat
+from itertools import chain, count, repeat
 from typing import Any
 
 import numpy as np
@@ -556,9 +556,10 @@ class _Words:
         self.cols: list[np.ndarray] = []
         self.lens: list[np.ndarray] = []
         self.chunks: dict[str, int] = {}  # whitespace-separated chunk -> its tokens
-        self._chunk_tids: list[int] = []
-        self._chunk_starts: list[int] = []
-        self._chunk_lens: list[int] = []
+        self._chunk_tids: list[np.ndarray] = []
+        self._chunk_starts: list[np.ndarray] = []
+        self._chunk_lens: list[np.ndarray] = []
+        self._n_chunk_tids = 0
         self._matrix: sparse.csr_matrix | None = None
         self._vectors: tuple[np.ndarray, ...] | None = None
 
@@ -576,18 +577,19 @@ class _Words:
         self._matrix = self._vectors = None
 
     def _add_chunks(self, chunks: list[str]) -> None:
-        tokens = [_TOKEN.findall(c) for c in chunks]
-        new = set(chain.from_iterable(tokens)).difference(self.index)
+        """Add new chunks (distinct, not yet in the table) and the new tokens they hold."""
+        tokens = [[c] if c.isalnum() else _TOKEN.findall(c) for c in chunks]  # \w = isalnum, _
+        flat = list(chain.from_iterable(tokens))
+        index = self.index
+        new = [t for t in dict.fromkeys(flat) if t not in index]
         if new:
-            self._add(sorted(new))
-        if not chunks:
-            return
-        first = len(self._chunk_lens)
-        self.chunks.update(zip(chunks, count(first)))
-        lens = list(map(len, tokens))
-        self._chunk_starts.extend(accumulate(lens[:-1], initial=len(self._chunk_tids)))
-        self._chunk_lens.extend(lens)
-        self._chunk_tids.extend(map(self.index.__getitem__, chain.from_iterable(tokens)))
+            self._add(new)
+        lens = np.fromiter(map(len, tokens), np.int64, len(tokens))
+        self.chunks.update(zip(chunks, count(len(self.chunks))))
+        self._chunk_starts.append(np.cumsum(lens) - lens + self._n_chunk_tids)
+        self._chunk_lens.append(lens)
+        self._chunk_tids.append(np.fromiter(map(index.__getitem__, flat), np.int64, len(flat)))
+        self._n_chunk_tids += len(flat)
         self._vectors = None
 
     def lookup(self, flat: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -596,8 +598,8 @@ class _Words:
         cids = np.fromiter(map(self.chunks.get, flat, repeat(-1)), np.int64, len(flat))
         missing = np.flatnonzero(cids < 0).tolist()
         if missing:
-            self._add_chunks(sorted({flat[i] for i in missing}))
-            cids[missing] = [self.chunks[flat[i]] for i in missing]
+            self._add_chunks(list(dict.fromkeys([flat[i] for i in missing])))
+            cids[missing] = list(map(self.chunks.__getitem__, [flat[i] for i in missing]))
         _, _, starts, lens, tids = self.vectors()
         counts = lens[cids]
         ends = np.cumsum(counts)
@@ -632,8 +634,8 @@ class _Words:
         if self._vectors is None:
             self._vectors = (
                 np.array(self.hashes, np.uint64), np.array(self.masks, bool),
-                np.array(self._chunk_starts, np.int64), np.array(self._chunk_lens, np.int64),
-                np.array(self._chunk_tids, np.int64),
+                *(np.concatenate([np.zeros(0, np.int64), *parts]) for parts in
+                  (self._chunk_starts, self._chunk_lens, self._chunk_tids)),
             )
         return self._vectors
 
