@@ -352,67 +352,80 @@ def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
 
 
 def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
-    """``_token_info`` of distinct tokens: the character n-grams of the ASCII ones (nearly all)
-    cut and hashed as byte rows, of the others encoded one by one and hashed by byte length;
-    the keys of every token laid out in one array, then sliced."""
+    """``_token_info`` of distinct tokens, all hashed together: every word and character
+    n-gram is a slice of one UTF-8 buffer; the keys of every token are laid out in one
+    array, then sliced."""
     words = [t.rstrip("'-") for t in tokens]
-    plain = [i for i, w in enumerate(words) if w.isascii()]
-    other = [i for i, w in enumerate(words) if not w.isascii()]
-    ascii_owner, ascii_keys = _ascii_gram_keys([words[i] for i in plain])
-    owners, keys = [np.asarray(plain, np.int64)[ascii_owner]], [ascii_keys]
-    if other:
-        grams = [(i, g.encode("utf-8")) for i in other for g in _ngrams(words[i])]
-        owners.append(np.fromiter((i for i, _ in grams), np.int64, len(grams)))
-        keys.append(_CHAR_TAG | _murmur3_bytes([g for _, g in grams]))
-    owner, gram_keys = np.concatenate(owners), np.concatenate(keys)
+    text = _Utf8(words, pad=1)
+    owners, grams = [], []
+    for n in (3, 4, 5):  # the order of _ngrams: n first, then position
+        count = np.maximum(text.lens - n + 1, 0)
+        owners.append(np.repeat(np.arange(len(words)), count))
+        first = np.repeat(text.starts - (np.cumsum(count) - count), count)
+        first += np.arange(int(count.sum()))
+        grams.append(_CHAR_TAG | text.hash(first, first + n, _SEED))
+    owner = np.concatenate(owners)
     order = np.argsort(owner, kind="stable")  # per token, in the order of _ngrams
     sizes = np.bincount(owner, minlength=len(words)) + 1
     word_at = np.cumsum(sizes) - sizes
-    word_hashes = [int(murmurhash3_32(w, seed=_SEED, positive=True)) for w in words]
+    hashes = text.hash(text.starts + 1, text.starts + text.lens - 1, _SEED)
     out = np.empty(int(sizes.sum()), np.uint64)
-    out[word_at] = np.array(word_hashes, np.uint64) | np.uint64(_WORD_TAG)
+    out[word_at] = hashes | np.uint64(_WORD_TAG)
     is_gram = np.ones(len(out), bool)
     is_gram[word_at] = False
-    out[is_gram] = gram_keys[order]
+    out[is_gram] = np.concatenate(grams)[order]
     flat = out.tobytes()
     bounds = [*(word_at * 8).tolist(), len(flat)]
     masks = _token_masks(tokens)
     return [(h, m, flat[a:b]) for h, m, a, b in
-            zip(word_hashes, masks, bounds, bounds[1:], strict=False)]
+            zip(hashes.tolist(), masks, bounds, bounds[1:], strict=False)]
 
 
-def _ascii_gram_keys(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of the character n-grams of ASCII words and the word each belongs to, grouped by n
-    then position (``murmur3_32`` over fixed-width byte rows, as ``murmurhash3_32`` hashes
-    each)."""
-    if not words:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    padded = "".join(f" {w} " for w in words).encode("ascii")
-    lens = np.fromiter(map(len, words), np.int64, len(words)) + 2
-    starts = np.cumsum(lens) - lens
-    buf = np.frombuffer(padded, np.uint8)
-    owners, grams = [], []
-    for n in (3, 4, 5):  # the order of _ngrams: n first, then position
-        count = np.maximum(lens - n + 1, 0)
-        owner = np.repeat(np.arange(len(words)), count)
-        first = np.repeat(starts - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-        owners.append(owner)
-        grams.append(_CHAR_TAG | murmur3_32(buf[first[:, None] + np.arange(n)], _SEED))
-    return np.concatenate(owners), np.concatenate(grams)
+class _Utf8:
+    """Strings joined, each padded by ``pad`` spaces on both sides, as one UTF-8 buffer: the
+    code point where each padded string starts and its length in code points, and the byte
+    offset of every code point, so that any run of code points is a slice of the buffer."""
+
+    def __init__(self, strings: list[str], pad: int = 0) -> None:
+        space = " " * pad
+        joined = "".join(f"{space}{s}{space}" for s in strings)
+        self.lens = np.fromiter(map(len, strings), np.int64, len(strings)) + 2 * pad
+        self.starts = np.cumsum(self.lens) - self.lens
+        if joined.isascii():
+            self.buf = np.frombuffer(joined.encode("ascii"), np.uint8)
+            self.offsets = np.arange(len(joined) + 1)
+        else:  # surrogatepass: a lone surrogate from a broken email still hashes
+            points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+            sizes = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
+            self.buf = np.frombuffer(joined.encode("utf-8", "surrogatepass"), np.uint8)
+            self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+
+    def hash(self, first: np.ndarray, stop: np.ndarray, seed: int) -> np.ndarray:
+        """``murmurhash3_32`` (unsigned) of the UTF-8 bytes of code points [first, stop)."""
+        start = self.offsets[first]
+        return _murmur3_slices(self.buf, start, self.offsets[stop] - start, seed)
 
 
-def _murmur3_bytes(items: list[bytes]) -> np.ndarray:
-    """``murmurhash3_32(item, _SEED, positive=True)`` of each item, rows of one length at once."""
-    lens = np.fromiter(map(len, items), np.int64, len(items))
-    order = np.argsort(lens, kind="stable")
-    buf = np.frombuffer(b"".join([items[i] for i in order.tolist()]), np.uint8)
-    out = np.zeros(len(items), np.uint64)
-    widths, firsts, counts = np.unique(lens[order], return_index=True, return_counts=True)
-    offset = 0
-    for width, first, n in zip(widths.tolist(), firsts.tolist(), counts.tolist(), strict=True):
-        rows = buf[offset : offset + width * n].reshape(n, width)
-        out[order[first : first + n]] = murmur3_32(rows, _SEED)
-        offset += width * n
+_LONG_ITEM = 64  # longer byte strings are hashed one by one
+
+
+def _murmur3_slices(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, seed: int) -> np.ndarray:
+    """``murmurhash3_32(bytes(buf[s : s + n]), seed, positive=True)`` for each start s and
+    length n, all at once: the slices as zero-padded rows, ``murmur3_32`` with their lengths."""
+    out = np.zeros(len(starts), np.uint64)
+    long = lens > _LONG_ITEM
+    for i in np.flatnonzero(long).tolist():
+        item = buf[starts[i] : starts[i] + lens[i]].tobytes()
+        out[i] = murmurhash3_32(item, seed=seed, positive=True)
+    short = np.flatnonzero(~long)
+    if len(short) and len(buf):
+        s, n = starts[short], lens[short]
+        cols = np.arange(max(4, -(-int(n.max()) // 4) * 4))
+        rows = buf[np.minimum(s[:, None] + cols, len(buf) - 1)]
+        rows[cols >= n[:, None]] = 0
+        out[short] = murmur3_32(rows, seed, n)
+    elif len(short):  # only empty strings
+        out[short] = murmurhash3_32(b"", seed=seed, positive=True)
     return out
 
 
@@ -455,24 +468,25 @@ def _rotl(x: np.ndarray, r: int) -> np.ndarray:
     return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
 
 
-def murmur3_32(rows: np.ndarray, seed: int) -> np.ndarray:
+def murmur3_32(rows: np.ndarray, seed: int, lens: np.ndarray | None = None) -> np.ndarray:
     """MurmurHash3 (x86, 32-bit) of each row of a (n, width) uint8 array, unsigned: the values
-    of ``sklearn.utils.murmurhash3_32(bytes(row), seed, positive=True)``."""
+    of ``sklearn.utils.murmurhash3_32(bytes(row), seed, positive=True)``. With ``lens``, row i
+    is its first ``lens[i]`` bytes, and the rest of it must be zeros."""
     n, width = rows.shape
+    if lens is None:
+        lens = np.full(n, width, np.int64)
+    if width % 4 or not width:
+        rows = np.pad(rows, ((0, 0), (0, 4 - width % 4)))  # zeros: ignored or tail padding
+    words = np.ascontiguousarray(rows).view("<u4").astype(np.uint32)
+    blocks = lens // 4
     h = np.full(n, seed, np.uint32)
-    blocks = width // 4
-    if blocks:
-        words = np.ascontiguousarray(rows[:, : blocks * 4]).view("<u4").astype(np.uint32)
-        for j in range(blocks):
-            k = _rotl(words[:, j] * _C1, 15) * _C2
-            h = _rotl(h ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64)
-    tail = width & 3
-    if tail:
-        k = np.zeros(n, np.uint32)
-        for j in reversed(range(tail)):
-            k = (k << np.uint32(8)) | rows[:, blocks * 4 + j].astype(np.uint32)
-        h ^= _rotl(k * _C1, 15) * _C2
-    h ^= np.uint32(width)
+    for j in range(words.shape[1]):
+        k = _rotl(words[:, j] * _C1, 15) * _C2
+        h = np.where(blocks > j, _rotl(h ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64), h)
+    # the tail bytes are the low bytes of the next word, the padding zeros its high ones
+    k = words[np.arange(n), np.minimum(blocks, words.shape[1] - 1)]
+    h = np.where(lens & 3 > 0, h ^ _rotl(k * _C1, 15) * _C2, h)
+    h ^= lens.astype(np.uint32)
     h ^= h >> np.uint32(16)
     h *= np.uint32(0x85EBCA6B)
     h ^= h >> np.uint32(13)
@@ -514,22 +528,23 @@ class _Ids:
 
 
 class _KeyIndex:
-    """Open-addressing hash table from feature keys to columns, looked up with numpy."""
+    """Linear-probing hash table from feature keys to columns, built and looked up with numpy.
+
+    Keys are placed in the order of their home slot, each in the first free slot at or after
+    it: slot i of that order is ``i + max(home[j] - j for j <= i)``, one running maximum. The
+    table runs past its last home slot instead of wrapping, and ends in an empty slot."""
 
     def __init__(self, keys: np.ndarray) -> None:
         size = 1 << max(4, int(2 * len(keys)).bit_length())
         self.mask = size - 1
-        self.keys = np.zeros(size, np.uint64)  # 0 = empty; every key has a non-zero hash part
-        self.values = np.full(size, -1, np.int64)
-        todo = np.arange(len(keys))
-        pos = (keys & np.uint64(self.mask)).astype(np.int64)
-        while len(todo):
-            free = self.keys[pos[todo]] == 0
-            slots, first = np.unique(pos[todo[free]], return_index=True)
-            won = todo[free][first]
-            self.keys[slots], self.values[slots] = keys[won], won
-            todo = np.setdiff1d(todo, won, assume_unique=True)
-            pos[todo] = (pos[todo] + 1) & self.mask
+        home = (keys & np.uint64(self.mask)).astype(np.int64)
+        order = np.argsort(home)  # any order within a home slot will do
+        rank = np.arange(len(keys))
+        slots = rank + np.maximum.accumulate(home[order] - rank) if len(keys) else rank
+        length = max(size, int(slots[-1]) + 1 if len(keys) else 0) + 1
+        self.keys = np.zeros(length, np.uint64)  # 0 = empty; every key has a non-zero tag
+        self.values = np.full(length, -1, np.int64)
+        self.keys[slots], self.values[slots] = keys[order], order
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         out = np.full(len(keys), -1, np.int64)
@@ -540,7 +555,7 @@ class _KeyIndex:
             hit = found == keys[todo]
             out[todo[hit]] = self.values[pos[todo[hit]]]
             todo = todo[~hit & (found != 0)]
-            pos[todo] = (pos[todo] + 1) & self.mask
+            pos[todo] += 1
         return out
 
 

@@ -324,6 +324,23 @@ def test_vectorised_murmur_equals_scikit_learn(width: int) -> None:
     assert features.murmur3_32(rows, features._SEED).tolist() == expected
 
 
+def test_murmur_of_byte_strings_of_any_length_equals_scikit_learn() -> None:
+    from sklearn.utils import murmurhash3_32
+
+    rng = np.random.default_rng(7)
+    items = [bytes(rng.integers(0, 256, size=int(n), dtype=np.uint8)) for n in range(0, 90)]
+    items += ["straße".encode(), "日本語の注文".encode(), b"order", b"x" * 64, b"y" * 65, b""]
+    rng.shuffle(items)  # type: ignore[arg-type]
+    lens = np.array([len(item) for item in items])
+    buf = np.frombuffer(b"".join(items), np.uint8)
+    for seed in (features._SEED, 0, 2**32 - 1):
+        expected = [murmurhash3_32(item, seed=seed, positive=True) for item in items]
+        hashed = features._murmur3_slices(buf, np.cumsum(lens) - lens, lens, seed)
+        assert hashed.tolist() == expected
+    none = np.zeros(0, np.int64)
+    assert features._murmur3_slices(buf[:0], none, none, features._SEED).tolist() == []
+
+
 def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(3)
     alphabet = "abcxyz019'-_é"
@@ -343,3 +360,18 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.M
     many = [f"many{i}" for i in range(25)]  # more new tokens than the cache holds
     assert features._token_infos(many) == [features._token_info(t) for t in many]
     assert len(features._INFO_CACHE) <= 10
+
+
+def test_key_index_finds_every_key_and_only_those() -> None:
+    rng = np.random.default_rng(5)
+    keys = rng.integers(1, 2**40, size=5000, dtype=np.uint64)
+    # crowd the last home slots: many keys share their low bits, so probing runs past the end
+    crowded = (rng.integers(1, 2**20, size=300, dtype=np.uint64) << np.uint64(20)) | np.uint64(
+        (1 << 14) - 1)
+    keys = np.unique(np.concatenate((keys, crowded)))
+    rng.shuffle(keys)
+    index = features._KeyIndex(keys)
+    assert index.get(keys).tolist() == list(range(len(keys)))
+    absent = np.setdiff1d(rng.integers(1, 2**40, size=2000, dtype=np.uint64), keys)
+    assert (index.get(absent) == -1).all()
+    assert features._KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
