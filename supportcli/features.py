@@ -357,23 +357,21 @@ def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
     array, then sliced."""
     words = [t.rstrip("'-") for t in tokens]
     text = _Utf8(words, pad=1)
-    owners, grams = [], []
-    for n in (3, 4, 5):  # the order of _ngrams: n first, then position
-        count = np.maximum(text.lens - n + 1, 0)
-        owners.append(np.repeat(np.arange(len(words)), count))
-        first = np.repeat(text.starts - (np.cumsum(count) - count), count)
-        first += np.arange(int(count.sum()))
-        grams.append(_CHAR_TAG | text.hash(first, first + n, _SEED))
-    owner = np.concatenate(owners)
-    order = np.argsort(owner, kind="stable")  # per token, in the order of _ngrams
-    sizes = np.bincount(owner, minlength=len(words)) + 1
+    # each token's keys: its word, then its n-grams in the order of _ngrams (n, then position)
+    c3 = np.maximum(text.lens - 2, 0)
+    c4 = np.maximum(text.lens - 3, 0)
+    sizes = 1 + c3 + c4 + np.maximum(text.lens - 4, 0)
     word_at = np.cumsum(sizes) - sizes
+    owner = np.repeat(np.arange(len(words)), sizes)
+    at = np.arange(len(owner)) - word_at[owner] - 1  # place among the token's n-grams
+    gram = at >= 0
+    owner, at = owner[gram], at[gram]
+    n = 3 + (at >= c3[owner]) + (at >= c3[owner] + c4[owner])
+    first = text.starts[owner] + at - np.where(n > 3, c3[owner], 0) - np.where(n > 4, c4[owner], 0)
     hashes = text.hash(text.starts + 1, text.starts + text.lens - 1, _SEED)
-    out = np.empty(int(sizes.sum()), np.uint64)
+    out = np.empty(len(gram), np.uint64)
     out[word_at] = hashes | np.uint64(_WORD_TAG)
-    is_gram = np.ones(len(out), bool)
-    is_gram[word_at] = False
-    out[is_gram] = np.concatenate(grams)[order]
+    out[gram] = text.hash(first, first + n, _SEED) | np.uint64(_CHAR_TAG)
     flat = out.tobytes()
     bounds = [*(word_at * 8).tolist(), len(flat)]
     masks = _token_masks(tokens)
@@ -406,26 +404,44 @@ class _Utf8:
         return _murmur3_slices(self.buf, start, self.offsets[stop] - start, seed)
 
 
-_LONG_ITEM = 64  # longer byte strings are hashed one by one
+_LONG_ITEM = 256  # longer byte strings are hashed one by one
+_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+_TAIL_MASKS = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF], np.uint32)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
 
 
 def _murmur3_slices(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, seed: int) -> np.ndarray:
-    """``murmurhash3_32(bytes(buf[s : s + n]), seed, positive=True)`` for each start s and
-    length n, all at once: the slices as zero-padded rows, ``murmur3_32`` with their lengths."""
-    out = np.zeros(len(starts), np.uint64)
-    long = lens > _LONG_ITEM
-    for i in np.flatnonzero(long).tolist():
+    """MurmurHash3 (x86, 32-bit, unsigned) of the slices ``buf[s : s + n]`` for each start s and
+    length n, all at once: ``sklearn.utils.murmurhash3_32(bytes(slice), seed, positive=True)``.
+    Each 4-byte block is read from the little-endian word at every byte offset of ``buf``; a
+    slice's tail is the word after its blocks, masked (an empty tail mixes in nothing)."""
+    out = np.empty(len(starts), np.uint64)
+    long = np.flatnonzero(lens > _LONG_ITEM)
+    n = lens.copy()
+    n[long] = 0
+    padded = np.concatenate((buf, np.zeros(4, np.uint8))).astype(np.uint32)
+    words = padded[:-3] | padded[1:-2] << 8 | padded[2:-1] << 16 | padded[3:] << 24
+    blocks = n // 4
+    h = np.full(len(starts), seed, np.uint32)
+    for j in range(int(blocks.max(initial=0))):
+        live = np.flatnonzero(blocks > j)
+        k = _rotl(words[starts[live] + 4 * j] * _C1, 15) * _C2
+        h[live] = _rotl(h[live] ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+    k = words[starts + 4 * blocks] & _TAIL_MASKS[n & 3]
+    h ^= _rotl(k * _C1, 15) * _C2
+    h ^= n.astype(np.uint32)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    out[:] = h
+    for i in long.tolist():
         item = buf[starts[i] : starts[i] + lens[i]].tobytes()
         out[i] = murmurhash3_32(item, seed=seed, positive=True)
-    short = np.flatnonzero(~long)
-    if len(short) and len(buf):
-        s, n = starts[short], lens[short]
-        cols = np.arange(max(4, -(-int(n.max()) // 4) * 4))
-        rows = buf[np.minimum(s[:, None] + cols, len(buf) - 1)]
-        rows[cols >= n[:, None]] = 0
-        out[short] = murmur3_32(rows, seed, n)
-    elif len(short):  # only empty strings
-        out[short] = murmurhash3_32(b"", seed=seed, positive=True)
     return out
 
 
@@ -459,40 +475,6 @@ def _token_masks(tokens: list[str]) -> list[int]:
     for i in set(hits.tolist()):
         masks[i] = _token_mask(tokens[i])
     return masks
-
-
-_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
-
-
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
-
-
-def murmur3_32(rows: np.ndarray, seed: int, lens: np.ndarray | None = None) -> np.ndarray:
-    """MurmurHash3 (x86, 32-bit) of each row of a (n, width) uint8 array, unsigned: the values
-    of ``sklearn.utils.murmurhash3_32(bytes(row), seed, positive=True)``. With ``lens``, row i
-    is its first ``lens[i]`` bytes, and the rest of it must be zeros."""
-    n, width = rows.shape
-    if lens is None:
-        lens = np.full(n, width, np.int64)
-    if width % 4 or not width:
-        rows = np.pad(rows, ((0, 0), (0, 4 - width % 4)))  # zeros: ignored or tail padding
-    words = np.ascontiguousarray(rows).view("<u4").astype(np.uint32)
-    blocks = lens // 4
-    h = np.full(n, seed, np.uint32)
-    for j in range(words.shape[1]):
-        k = _rotl(words[:, j] * _C1, 15) * _C2
-        h = np.where(blocks > j, _rotl(h ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64), h)
-    # the tail bytes are the low bytes of the next word, the padding zeros its high ones
-    k = words[np.arange(n), np.minimum(blocks, words.shape[1] - 1)]
-    h = np.where(lens & 3 > 0, h ^ _rotl(k * _C1, 15) * _C2, h)
-    h ^= lens.astype(np.uint32)
-    h ^= h >> np.uint32(16)
-    h *= np.uint32(0x85EBCA6B)
-    h ^= h >> np.uint32(13)
-    h *= np.uint32(0xC2B2AE35)
-    h ^= h >> np.uint32(16)
-    return h.astype(np.uint64)
 
 
 class _Ids:
@@ -559,6 +541,25 @@ class _KeyIndex:
         return out
 
 
+_SEPARATOR = "\ua66e"  # a letter, so a token of its own, that mail hardly ever holds
+
+
+def _split_chunks(chunks: list[str]) -> tuple[list[str], np.ndarray]:
+    """The tokens of whitespace-free chunks, in order, and the count per chunk: one regex pass
+    over the chunks joined by a separator token (per chunk when a chunk holds that token)."""
+    if chunks:
+        found = _TOKEN.findall(f" {_SEPARATOR} ".join(chunks))
+        tokens = np.array(found, dtype=object)
+        is_separator = tokens == _SEPARATOR
+        at = np.flatnonzero(is_separator)
+        if len(at) == len(chunks) - 1:
+            lens = np.diff(np.concatenate(([-1], at, [len(found)]))) - 1
+            return tokens[~is_separator].tolist(), lens
+    per_chunk = [_TOKEN.findall(c) for c in chunks]
+    lens = np.fromiter(map(len, per_chunk), np.int64, len(per_chunk))
+    return list(chain.from_iterable(per_chunk)), lens
+
+
 class _Words:
     """Bounded table of distinct tokens: each one's feature columns, word hash (for word pairs)
     and cue-trigger mask, and the (tokens × columns) matrix built from them."""
@@ -593,13 +594,11 @@ class _Words:
 
     def _add_chunks(self, chunks: list[str]) -> None:
         """Add new chunks (distinct, not yet in the table) and the new tokens they hold."""
-        tokens = [[c] if c.isalnum() else _TOKEN.findall(c) for c in chunks]  # \w = isalnum, _
-        flat = list(chain.from_iterable(tokens))
+        flat, lens = _split_chunks(chunks)
         index = self.index
         new = [t for t in dict.fromkeys(flat) if t not in index]
         if new:
             self._add(new)
-        lens = np.fromiter(map(len, tokens), np.int64, len(tokens))
         self.chunks.update(zip(chunks, count(len(self.chunks))))
         self._chunk_starts.append(np.cumsum(lens) - lens + self._n_chunk_tids)
         self._chunk_lens.append(lens)
@@ -686,12 +685,19 @@ def _tokens(words: _Words, texts: list[str]) -> _Tokens:
 
 
 def _doc_matrix(n: int, rows: list[np.ndarray], cols: list[np.ndarray], n_cols: int) -> Any:
-    """Documents × table rows, one entry per (row, col) pair, in the order given per row."""
-    all_rows, all_cols = np.concatenate(rows), np.concatenate(cols)
-    if len(rows) > 1:  # each part is sorted by row: a stable sort merges them
-        all_cols = all_cols[np.argsort(all_rows, kind="stable")]
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(all_rows, minlength=n))))
-    return sparse.csr_matrix((np.ones(len(all_cols)), all_cols, indptr), shape=(n, n_cols))
+    """Documents × table rows, one entry per (row, col) pair: per row, the parts in the order
+    given, each in its own order (every part is sorted by row, so each entry's place is its
+    row's start, plus the row's entries in the parts before, plus its rank in its part)."""
+    per_part = [np.bincount(r, minlength=n) for r in rows]
+    indptr = np.concatenate(([0], np.cumsum(sum(per_part))))
+    indices = np.empty(int(indptr[-1]), np.int64)
+    before = np.zeros(n, np.int64)
+    for part_rows, part_cols, counts in zip(rows, cols, per_part, strict=True):
+        part_start = np.cumsum(counts) - counts
+        rank = np.arange(len(part_rows)) - part_start[part_rows]
+        indices[indptr[part_rows] + before[part_rows] + rank] = part_cols
+        before += counts
+    return sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n_cols))
 
 
 class TextFeatures(TransformerMixin, BaseEstimator):

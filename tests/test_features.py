@@ -314,22 +314,13 @@ def _fields(m: object) -> dict[str, object]:
 # -- hashing many tokens at once ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("width", range(0, 13))
-def test_vectorised_murmur_equals_scikit_learn(width: int) -> None:
-    from sklearn.utils import murmurhash3_32
-
-    rng = np.random.default_rng(width)
-    rows = rng.integers(0, 256, size=(200, width), dtype=np.uint8)
-    expected = [murmurhash3_32(bytes(r), seed=features._SEED, positive=True) for r in rows]
-    assert features.murmur3_32(rows, features._SEED).tolist() == expected
-
-
 def test_murmur_of_byte_strings_of_any_length_equals_scikit_learn() -> None:
     from sklearn.utils import murmurhash3_32
 
     rng = np.random.default_rng(7)
     items = [bytes(rng.integers(0, 256, size=int(n), dtype=np.uint8)) for n in range(0, 90)]
-    items += ["straße".encode(), "日本語の注文".encode(), b"order", b"x" * 64, b"y" * 65, b""]
+    items += [bytes(rng.integers(0, 256, size=13, dtype=np.uint8)) for _ in range(200)]
+    items += ["straße".encode(), "日本語の注文".encode(), b"order", b"\0\0", b"", b"y" * 300]
     rng.shuffle(items)  # type: ignore[arg-type]
     lens = np.array([len(item) for item in items])
     buf = np.frombuffer(b"".join(items), np.uint8)
@@ -375,3 +366,17 @@ def test_key_index_finds_every_key_and_only_those() -> None:
     absent = np.setdiff1d(rng.integers(1, 2**40, size=2000, dtype=np.uint64), keys)
     assert (index.get(absent) == -1).all()
     assert features._KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("extra", [[], ["\ua66e"], ["a\ua66eb,c"], ["x-\ua66e"]])
+def test_chunks_split_in_one_pass_give_the_tokens_of_each(extra: list[str]) -> None:
+    rng = random.Random(11)
+    alphabet = "ab1_'-,.!é?"
+    chunks = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(200)]
+    chunks = [*chunks, *extra, "", "--", "it's", "order#10234"]
+    flat, lens = features._split_chunks(chunks)
+    each = [re.findall(r"\w[\w'-]*", c) for c in chunks]
+    assert lens.tolist() == [len(tokens) for tokens in each]
+    assert flat == [t for tokens in each for t in tokens]
+    none, no_lens = features._split_chunks([])
+    assert none == [] and len(no_lens) == 0
