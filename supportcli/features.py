@@ -321,40 +321,95 @@ def _ngrams(word: str) -> list[str]:
     return [padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)]
 
 
-def _token_info(token: str) -> tuple[int, int, bytes]:
-    """A token's word hash, cue-trigger mask and feature keys (word, then its n-grams), one
-    token at a time (``_token_infos`` does many at once, through a cache shared by the
-    process)."""
+def _token_info(token: str) -> tuple[int, int, np.ndarray]:
+    """A token's word hash, cue-trigger mask and feature keys (its word, then its n-grams): the
+    definition, one token at a time. ``_new_infos`` computes the same for many tokens at once,
+    and ``_STORE`` keeps them."""
     word = token.rstrip("'-")
     word_hash = _hash(word)
     keys = [_WORD_TAG | word_hash, *(_CHAR_TAG | _hash(g) for g in _ngrams(word))]
-    return word_hash, _token_mask_uncached(token), np.array(keys, np.uint64).tobytes()
+    return word_hash, _token_mask_uncached(token), np.array(keys, np.uint64)
 
 
-_INFO_CACHE: dict[str, tuple[int, int, bytes]] = {}
-_INFO_CACHE_SIZE = 1 << 16
+@dataclass
+class _Infos:
+    """``_token_info`` of tokens, as arrays: token i's keys are ``keys[starts[i]:][:lens[i]]``."""
+
+    hashes: np.ndarray  # uint64
+    masks: list[int]
+    keys: np.ndarray  # uint64
+    starts: np.ndarray
+    lens: np.ndarray
+
+    def take(self, ids: np.ndarray) -> _Infos:
+        """The infos of the tokens ``ids``, their keys laid out in that order."""
+        lens = self.lens[ids]
+        ends = np.cumsum(lens)
+        first = np.repeat(self.starts[ids] - ends + lens, lens) + np.arange(int(ends[-1:].sum()))
+        masks = self.masks
+        return _Infos(self.hashes[ids], [masks[i] for i in ids.tolist()], self.keys[first],
+                      ends - lens, lens)
 
 
-def _token_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
-    """``_token_info`` of many tokens, hashed together with numpy (same values); a bounded
-    cache shared by the process."""
-    cache = _INFO_CACHE
-    found = {t: cache[t] for t in dict.fromkeys(tokens) if t in cache}
-    new = [t for t in dict.fromkeys(tokens) if t not in found]
-    if new:
-        fresh = dict(zip(new, _new_infos(new), strict=True))
-        found.update(fresh)
-        if len(cache) + len(fresh) > _INFO_CACHE_SIZE:
-            cache.clear()
-        if len(fresh) <= _INFO_CACHE_SIZE:
-            cache.update(fresh)
-    return [found[t] for t in tokens]
+class _InfoStore:
+    """The ``_Infos`` of the tokens seen lately, shared by the process: at most ``capacity``
+    tokens, then it starts again. Arrays grow by doubling, so adding a few tokens to a full
+    store costs no copy of it."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.capacity = capacity
+        self.clear()
+
+    def clear(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._infos = _Infos(np.zeros(0, np.uint64), [], np.zeros(0, np.uint64),
+                             np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._n_keys = 0
+
+    def infos(self, tokens: list[str]) -> _Infos:
+        """The infos of distinct tokens, in their order."""
+        ids = np.fromiter(map(self.ids.get, tokens, repeat(-1)), np.int64, len(tokens))
+        missing = np.flatnonzero(ids < 0)
+        if len(missing):
+            if len(self.ids) + len(missing) > self.capacity:
+                self.clear()
+                missing, ids = np.arange(len(tokens)), np.full(len(tokens), -1)
+            if len(missing) > self.capacity:  # too many to keep
+                return _new_infos(tokens)
+            new = [tokens[i] for i in missing.tolist()]
+            ids[missing] = self._add(new, _new_infos(new))
+        return self._infos.take(ids)
+
+    def _add(self, tokens: list[str], fresh: _Infos) -> np.ndarray:
+        store, first = self._infos, len(self.ids)
+        self.ids.update(zip(tokens, count(first)))
+        n, n_keys = len(self.ids), self._n_keys + len(fresh.keys)
+        store.hashes = _room(store.hashes, first, n)
+        store.starts, store.lens = _room(store.starts, first, n), _room(store.lens, first, n)
+        store.keys = _room(store.keys, self._n_keys, n_keys)
+        store.hashes[first:n], store.lens[first:n] = fresh.hashes, fresh.lens
+        store.starts[first:n] = fresh.starts + self._n_keys
+        store.keys[self._n_keys : n_keys] = fresh.keys
+        store.masks.extend(fresh.masks)
+        self._n_keys = n_keys
+        return np.arange(first, n)
 
 
-def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
+def _room(array: np.ndarray, used: int, needed: int) -> np.ndarray:
+    """``array`` with room for ``needed`` items, its first ``used`` kept (doubling its size)."""
+    if needed <= len(array):
+        return array
+    bigger = np.empty(max(needed, 2 * len(array), 1024), array.dtype)
+    bigger[:used] = array[:used]
+    return bigger
+
+
+_STORE = _InfoStore()
+
+
+def _new_infos(tokens: list[str]) -> _Infos:
     """``_token_info`` of distinct tokens, all hashed together: every word and character
-    n-gram is a slice of one UTF-8 buffer; the keys of every token are laid out in one
-    array, then sliced."""
+    n-gram is a slice of one UTF-8 buffer."""
     words = [t.rstrip("'-") for t in tokens]
     text = _Utf8(words, pad=1)
     # each token's keys: its word, then its n-grams in the order of _ngrams (n, then position)
@@ -369,14 +424,10 @@ def _new_infos(tokens: list[str]) -> list[tuple[int, int, bytes]]:
     n = 3 + (at >= c3[owner]) + (at >= c3[owner] + c4[owner])
     first = text.starts[owner] + at - np.where(n > 3, c3[owner], 0) - np.where(n > 4, c4[owner], 0)
     hashes = text.hash(text.starts + 1, text.starts + text.lens - 1, _SEED)
-    out = np.empty(len(gram), np.uint64)
-    out[word_at] = hashes | np.uint64(_WORD_TAG)
-    out[gram] = text.hash(first, first + n, _SEED) | np.uint64(_CHAR_TAG)
-    flat = out.tobytes()
-    bounds = [*(word_at * 8).tolist(), len(flat)]
-    masks = _token_masks(tokens)
-    return [(h, m, flat[a:b]) for h, m, a, b in
-            zip(hashes.tolist(), masks, bounds, bounds[1:], strict=False)]
+    keys = np.empty(len(gram), np.uint64)
+    keys[word_at] = hashes | np.uint64(_WORD_TAG)
+    keys[gram] = text.hash(first, first + n, _SEED) | np.uint64(_CHAR_TAG)
+    return _Infos(hashes, _token_masks(tokens), keys, word_at, sizes)
 
 
 class _Utf8:
@@ -580,13 +631,12 @@ class _Words:
         self._vectors: tuple[np.ndarray, ...] | None = None
 
     def _add(self, tokens: list[str]) -> None:
-        infos = _token_infos(tokens)
+        infos = _STORE.infos(tokens)
         self.index.update(zip(tokens, count(len(self.hashes))))
-        self.hashes.extend(info[0] for info in infos)
-        self.masks.extend(info[1] for info in infos)
-        keys = np.frombuffer(b"".join(info[2] for info in infos), np.uint64)
-        cols = self.resolve(keys)
-        owner = np.repeat(np.arange(len(tokens)), [len(info[2]) // 8 for info in infos])
+        self.hashes.extend(infos.hashes.tolist())
+        self.masks.extend(infos.masks)
+        cols = self.resolve(infos.keys)
+        owner = np.repeat(np.arange(len(tokens)), infos.lens)
         valid = cols >= 0
         self.cols.append(cols[valid])
         self.lens.append(np.bincount(owner[valid], minlength=len(tokens)))
@@ -856,14 +906,17 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         names: dict[int, list[str]] = {}
         words = [t.rstrip("'-") for t in _TOKEN.findall(str(text).lower())]
         index = self._key_index()
-        infos = dict(zip(words, _token_infos(words), strict=True))
-        for word, (_, _, keys) in infos.items():
+        distinct = list(dict.fromkeys(words))
+        infos = _STORE.infos(distinct)
+        cols = index.get(infos.keys).tolist()
+        for i, word in enumerate(distinct):
             labels = [f"word '{word}'", *(f"chars '{g}'" for g in _ngrams(word))]
-            for col, label in zip(index.get(np.frombuffer(keys, np.uint64)).tolist(), labels,
-                                  strict=True):
+            start = int(infos.starts[i])
+            for col, label in zip(cols[start : start + int(infos.lens[i])], labels, strict=True):
                 if 0 <= col < self.n_token_columns_:
                     names.setdefault(col, []).append(label)
-        hashes = np.array([infos[w][0] for w in words], np.uint64)
+        word_hash = dict(zip(distinct, infos.hashes.tolist(), strict=True))
+        hashes = np.array([word_hash[w] for w in words], np.uint64)
         pairs = index.get(_bigram_keys(hashes[:-1], hashes[1:]))
         for i, col in enumerate(pairs.tolist()):
             if col >= 0:

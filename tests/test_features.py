@@ -332,25 +332,41 @@ def test_murmur_of_byte_strings_of_any_length_equals_scikit_learn() -> None:
     assert features._murmur3_slices(buf[:0], none, none, features._SEED).tolist() == []
 
 
-def test_tokens_hashed_together_get_the_keys_of_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
     rng = random.Random(3)
     alphabet = "abcxyz019'-_é"
     tokens = ["a", "q-", "it's", "order10234", "straße", "café", "x" * 40, "日本語の注文"]
     tokens += ["chargeback", "rückbuchung", "hôpital", "maybe", "tomorrow's", "rechargeable"]
     tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)]
     tokens = [t for t in tokens if re.fullmatch(r"\w[\w'-]*", t)]
-    features._INFO_CACHE.clear()
-    assert features._token_infos(tokens) == [features._token_info(t) for t in tokens]
-    assert sum(info[1] != 0 for info in features._token_infos(tokens)) >= 5  # cue triggers
-    monkeypatch.setattr(features, "_INFO_CACHE_SIZE", 10)  # a full cache starts again
+    tokens = list(dict.fromkeys(tokens))
+
+    def one_by_one(infos: features._Infos) -> list[tuple[int, int, list[int]]]:
+        spans = zip(infos.starts.tolist(), infos.lens.tolist(), strict=True)
+        keys = [infos.keys[s : s + n].tolist() for s, n in spans]
+        return list(zip(infos.hashes.tolist(), infos.masks, keys, strict=True))
+
+    def expected(tokens: list[str]) -> list[tuple[int, int, list[int]]]:
+        return [(h, m, k.tolist()) for h, m, k in map(features._token_info, tokens)]
+
+    store = features._InfoStore(capacity=10)
+    assert one_by_one(features._new_infos(tokens)) == expected(tokens)
+    assert sum(m != 0 for m in features._new_infos(tokens).masks) >= 5  # cue triggers
     fresh = [f"fresh{i}" for i in range(5)]
-    assert features._token_infos(fresh) == [features._token_info(t) for t in fresh]
-    assert set(features._INFO_CACHE) == set(fresh)
-    mixed = fresh[:3] + [f"more{i}" for i in range(8)]  # cached and new: the cache overflows
-    assert features._token_infos(mixed) == [features._token_info(t) for t in mixed]
-    many = [f"many{i}" for i in range(25)]  # more new tokens than the cache holds
-    assert features._token_infos(many) == [features._token_info(t) for t in many]
-    assert len(features._INFO_CACHE) <= 10
+    assert one_by_one(store.infos(fresh)) == expected(fresh)
+    assert set(store.ids) == set(fresh)
+    mixed = fresh[:3] + [f"more{i}" for i in range(6)]  # known and new: the store overflows
+    assert one_by_one(store.infos(mixed)) == expected(mixed)
+    assert set(store.ids) == set(mixed)  # it started again with this batch
+    again = [*(f"more{i}" for i in reversed(range(6))), "x"]  # known ones in another order
+    assert one_by_one(store.infos(again)) == expected(again)
+    many = [f"many{i}" for i in range(25)]  # more new tokens than the store holds
+    assert one_by_one(store.infos(many)) == expected(many)
+    assert len(store.ids) <= 10
+    big = features._InfoStore(capacity=5000)
+    for start in range(0, 3000, 250):  # grows many times: earlier keys stay where they were
+        batch = [f"w{i}x" for i in range(start, start + 250)] + ["a", "order"]
+        assert one_by_one(big.infos(batch)) == expected(batch)
 
 
 def test_key_index_finds_every_key_and_only_those() -> None:
