@@ -660,10 +660,11 @@ class _Words:
         """The token ids of whitespace-separated chunks, in order, and the count per chunk.
         (No token of ``_TOKEN`` spans whitespace, so this equals ``findall`` on the text.)"""
         cids = np.fromiter(map(self.chunks.get, flat, repeat(-1)), np.int64, len(flat))
-        missing = np.flatnonzero(cids < 0).tolist()
-        if missing:
-            self._add_chunks(list(dict.fromkeys([flat[i] for i in missing])))
-            cids[missing] = list(map(self.chunks.__getitem__, [flat[i] for i in missing]))
+        missing = np.flatnonzero(cids < 0)
+        if len(missing):
+            new = [flat[i] for i in missing.tolist()]
+            self._add_chunks(list(dict.fromkeys(new)))
+            cids[missing] = np.fromiter(map(self.chunks.__getitem__, new), np.int64, len(new))
         _, _, starts, lens, tids = self.vectors()
         counts = lens[cids]
         ends = np.cumsum(counts)
