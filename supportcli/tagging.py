@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,36 +89,41 @@ def plan(
     triage = workflows.triage(settings, request, store=store)
     wanted, skipped = targets(triage.items)
     changes: list[Change] = []
-    for account, folder, group in _grouped(wanted):
+    for account, folders in _by_account(wanted, lambda t: t).items():
         with _open(settings, account) as source:
             kind = "gmail_label" if source.is_gmail else "keyword"
-            current = _current(source, folder, group, kind)
-            for target in group:
-                have = current.get(target.uid)
-                if have is None:
-                    skipped.append(f"{target.message_id}: no longer in {folder}")
-                    continue
-                names = [_name(t, kind) for t in target.tags]
-                add = tuple(n for n in names if n.lower() not in have)
-                if add:
-                    changes.append(Change(target, add, kind))
+            for folder, group in folders.items():
+                current = _current(source, folder, group, kind)
+                for target in group:
+                    have = current.get(target.uid)
+                    if have is None:
+                        skipped.append(f"{target.message_id}: no longer in {folder}")
+                        continue
+                    names = [_name(t, kind) for t in target.tags]
+                    add = tuple(n for n in names if n.lower() not in have)
+                    if add:
+                        changes.append(Change(target, add, kind))
     return TagResult(changes, None, skipped)
 
 
 def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
-    """Add the planned tags, journaling each one under a new run id."""
+    """Add the planned tags, one connection per account and one command per folder and tag
+    set, journaling each addition under a new run id as soon as the server took it."""
     run_id = store.start_run("tag")
     try:
-        for (account, folder), changes in _by_folder(result.changes).items():
+        for account, folders in _by_account(result.changes, lambda c: c.target).items():
             with _open(settings, account) as source:
-                client = _select_writable(source, folder, changes[0].target.uidvalidity)
-                for change in changes:
-                    _add(client, change)
-                    store.journal_tags(run_id, [
-                        (account, folder, change.target.uidvalidity, change.target.uid, tag,
-                         change.kind)
-                        for tag in change.add
-                    ])  # fmt: skip
+                for folder, changes in folders.items():
+                    _select_writable(source, folder, changes[0].target.uidvalidity)
+                    by_tags: dict[tuple[str, tuple[str, ...]], list[Change]] = defaultdict(list)
+                    for change in changes:
+                        by_tags[(change.kind, change.add)].append(change)
+                    for (kind, add), same in by_tags.items():
+                        _store(source.client, kind, "+", [c.target.uid for c in same], add)
+                        store.journal_tags(run_id, [
+                            (account, folder, c.target.uidvalidity, c.target.uid, tag, kind)
+                            for c in same for tag in add
+                        ])  # fmt: skip
     except BaseException:
         store.finish_run(run_id, "failed", {"changes": len(result.changes)})
         raise
@@ -134,18 +139,19 @@ def untag(settings: Settings, store: Store, run_id: int, *, dry_run: bool = Fals
     rows = store.journaled_tags(run_id)
     if dry_run or not rows:
         return rows
-    by_folder: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    by_account: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        by_folder[(row["account"], row["folder"])].append(row)
-    for (account, folder), entries in by_folder.items():
+        by_account[row["account"]][row["folder"]].append(row)
+    for account, folders in by_account.items():
         with _open(settings, account) as source:
-            client = _select_writable(source, folder, entries[0]["uidvalidity"])
-            for row in entries:
-                if row["kind"] == "gmail_label":
-                    client.remove_gmail_labels([row["uid"]], [row["tag"]])
-                else:
-                    client.remove_flags([row["uid"]], [row["tag"]])
-            store.mark_untagged(row["id"] for row in entries)
+            for folder, entries in folders.items():
+                _select_writable(source, folder, entries[0]["uidvalidity"])
+                by_tag: dict[tuple[str, str], list[Any]] = defaultdict(list)
+                for row in entries:
+                    by_tag[(row["kind"], row["tag"])].append(row)
+                for (kind, tag), same in by_tag.items():
+                    _store(source.client, kind, "-", [row["uid"] for row in same], (tag,))
+                    store.mark_untagged(row["id"] for row in same)
     return rows
 
 
@@ -153,17 +159,14 @@ def _name(tag: str, kind: str) -> str:
     return f"{LABEL_PREFIX}{tag}" if kind == "gmail_label" else f"{KEYWORD_PREFIX}{tag}"
 
 
-def _grouped(wanted: Iterable[Target]) -> list[tuple[str, str, list[Target]]]:
-    groups: dict[tuple[str, str], list[Target]] = defaultdict(list)
-    for target in wanted:
-        groups[(target.account, target.folder)].append(target)
-    return [(a, f, g) for (a, f), g in groups.items()]
-
-
-def _by_folder(changes: Iterable[Change]) -> dict[tuple[str, str], list[Change]]:
-    groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
-    for change in changes:
-        groups[(change.target.account, change.target.folder)].append(change)
+def _by_account(
+    items: Iterable[Any], target_of: Callable[[Any], Target]
+) -> dict[str, dict[str, list[Any]]]:
+    """Items grouped by account, then by folder, in their order."""
+    groups: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for item in items:
+        target = target_of(item)
+        groups[target.account][target.folder].append(item)
     return groups
 
 
@@ -190,20 +193,19 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _select_writable(source: Any, folder: str, uidvalidity: int) -> Any:
+def _select_writable(source: Any, folder: str, uidvalidity: int) -> None:
     """The one place supportcli selects a folder read-write: only for tag/untag --apply."""
-    client = source.client
-    info = client.select_folder(folder, readonly=False)
-    if int(info.get(b"UIDVALIDITY", 0)) != uidvalidity:
+    state = source.select(folder, readonly=False)
+    if state.uidvalidity != uidvalidity:
         raise SourceError(
             f"{folder} changed (UIDVALIDITY) since the messages were synced: run `supportcli "
             "sync` and tag again"
         )
-    return client
 
 
-def _add(client: Any, change: Change) -> None:
-    if change.kind == "gmail_label":
-        client.add_gmail_labels([change.target.uid], list(change.add))
+def _store(client: Any, kind: str, sign: str, uids: list[int], tags: Sequence[str]) -> None:
+    """One UID STORE (or Gmail X-GM-LABELS) command: add (+) or remove (-) tags on uids."""
+    if kind == "gmail_label":
+        (client.add_gmail_labels if sign == "+" else client.remove_gmail_labels)(uids, list(tags))
     else:
-        client.add_flags([change.target.uid], list(change.add))
+        (client.add_flags if sign == "+" else client.remove_flags)(uids, list(tags))

@@ -312,10 +312,11 @@ class ImapSource:
 
     # --- folders ----------------------------------------------------------------------------
 
-    def select(self, folder: str) -> FolderState:
-        """EXAMINE ``folder`` (read-only); SourceError if it does not exist."""
+    def select(self, folder: str, *, readonly: bool = True) -> FolderState:
+        """EXAMINE ``folder`` (read-only; SELECT only for tag/untag --apply); SourceError if it
+        does not exist."""
         try:
-            info = self.client.select_folder(folder, readonly=True)
+            info = self.client.select_folder(folder, readonly=readonly)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
