@@ -70,6 +70,9 @@ def default_config_path() -> Path:
     return Path(user_config_dir("supportcli", appauthor=False)) / "config.toml"
 
 
+DEFAULT_TARGET_ACCURACY = 0.85  # accuracy on what the model labels on its own
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -81,6 +84,7 @@ class Settings:
     )
     sla_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SLA_HOURS))
     review_threshold: float | None = None  # None: use the model's own threshold
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
 
@@ -124,6 +128,9 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
             raise ConfigError(f"triage.sla_hours: unknown urgency {name!r}")
         sla[name] = _number(value, f"triage.sla_hours.{name}")
     threshold = triage.get("review_threshold")
+    target = _table(data, "model").get("target_accuracy", data.get("target_accuracy"))
+    if target is not None and not 0 < _number(target, "target_accuracy") <= 1:
+        raise ConfigError(f"config: target_accuracy must be between 0 and 1, got {target!r}")
     state = data.get("state_dir")
     return replace(
         settings,
@@ -135,6 +142,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         sla_hours=sla,
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
+        target_accuracy=settings.target_accuracy if target is None else float(target),
     )
 
 

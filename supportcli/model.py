@@ -26,11 +26,11 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from .config import DEFAULT_TARGET_ACCURACY
 from .features import FEATURE_SCHEMA_VERSION, TextFeatures, urgent_cues, urgent_cues_from
 from .records import Prediction
 
 SEED = 0
-DEFAULT_TARGET_ACCURACY = 0.85
 BATCH = 4096  # texts featurized at once when predicting
 # Short views of a sample (features.short_views) teach its category only: its urgency often
 # hangs on a detail further down. They count this much of their message's weight.

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts, dataset, registry, resources
-from .config import Settings
-from .errors import ConfigError, ModelError, UsageError
+from .config import DEFAULT_TARGET_ACCURACY, Settings
+from .errors import ModelError, UsageError
 from .features import message_text
 from .store import Store
 
@@ -63,14 +63,7 @@ def _meta(
 
 def target_accuracy(settings: Settings | None) -> float:
     """``target_accuracy`` from the config ([model] table or top level), else the default."""
-    from .model import DEFAULT_TARGET_ACCURACY
-
-    raw = settings.raw if settings is not None else {}
-    model_table = raw.get("model", {}) if isinstance(raw.get("model", {}), dict) else {}
-    value = model_table.get("target_accuracy", raw.get("target_accuracy", DEFAULT_TARGET_ACCURACY))
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ConfigError(f"target_accuracy must be a number between 0 and 1, not {value!r}")
-    return float(value)
+    return settings.target_accuracy if settings is not None else DEFAULT_TARGET_ACCURACY
 
 
 def sample_views(data: dataset.LabelledSet) -> list[list[str]]:
