@@ -123,10 +123,11 @@ _WINDOWS_1252_LABELS = {
 }
 
 
-def parse(raw: RawMessage) -> Message | ParseFailure:
-    """Parse one message; never raises for anything the bytes contain."""
+def parse(raw: RawMessage, content_hash: str | None = None) -> Message | ParseFailure:
+    """Parse one message; never raises for anything the bytes contain. ``content_hash``: the
+    sha256 hex digest of ``raw.data``, when the caller has it already."""
     try:
-        return _parse(raw)
+        return _parse(raw, content_hash or hashlib.sha256(raw.data).hexdigest())
     except RecursionError:
         return ParseFailure(raw.source, raw.key, "MIME structure nested too deeply")
     except MemoryError:
@@ -135,7 +136,7 @@ def parse(raw: RawMessage) -> Message | ParseFailure:
         return ParseFailure(raw.source, raw.key, f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _parse(raw: RawMessage) -> Message | ParseFailure:
+def _parse(raw: RawMessage, content_hash: str) -> Message | ParseFailure:
     data = raw.data
     warnings: list[str] = []
     if not data or not data.strip():
@@ -159,7 +160,6 @@ def _parse(raw: RawMessage) -> Message | ParseFailure:
     new, quoted, signature = split_reply(body)
     date, date_fallback = _date(heads, raw.received, warnings)
     message_id = _first_msgid(_head_text(heads, "message-id"))
-    content_hash = hashlib.sha256(raw.data).hexdigest()
     references = tuple(_MSGID.findall(_head_text(heads, "references")))
     return Message(
         message_id=message_id or f"sha256:{content_hash[:32]}",

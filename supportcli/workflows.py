@@ -50,7 +50,7 @@ def ingest(
                 result.duplicates += 1
                 result.message_ids.append(known[digest])
                 continue
-            parsed = parse(raw)
+            parsed = parse(raw, digest)
             if isinstance(parsed, ParseFailure):
                 result.failures.append(parsed)
                 log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
