@@ -132,7 +132,7 @@ def parse_profile_summary(stats: pstats.Stats, top: int = 12) -> list[list[str]]
 
 
 def bench_classify(trained: model.TrainedModel, texts: list[str]) -> dict[str, float]:
-    from supportcli.features import cue_matrix
+    from supportcli.cues import cue_matrix
 
     features = trained.category.steps[0][1]
     n = len(texts)

@@ -27,7 +27,8 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from .config import DEFAULT_TARGET_ACCURACY
-from .features import FEATURE_SCHEMA_VERSION, TextFeatures, urgent_cues, urgent_cues_from
+from .cues import urgent_cues, urgent_cues_from
+from .features import FEATURE_SCHEMA_VERSION, TextFeatures
 from .records import Prediction
 
 SEED = 0

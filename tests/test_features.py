@@ -10,20 +10,18 @@ import re
 import numpy as np
 import pytest
 
-from supportcli import features
-from supportcli.features import (
+from supportcli import cues, features, hashing
+from supportcli.cues import (
     AUTOMATED_MARK,
     CUE_FEATURE_NAMES,
     CUE_NAMES,
     CUES,
     URGENT_CUES,
-    CueFeatures,
-    TextFeatures,
     cue_hits,
     cue_matrix,
-    to_text,
     urgent_cues,
 )
+from supportcli.features import CueFeatures, TextFeatures, to_text
 
 CUE_EXAMPLES = {
     "chargeback or payment dispute": [
@@ -111,7 +109,7 @@ def test_urgent_cues_are_the_urgent_ones_and_never_for_automated_mail() -> None:
     assert urgent_cues(text) == ("chargeback or payment dispute", "legal threat")
     assert set(urgent_cues(text)) <= URGENT_CUES
     assert urgent_cues(f"{text}\n{AUTOMATED_MARK}") == ()
-    assert features.urgent_cues_from(cue_matrix([text, f"{text}\n{AUTOMATED_MARK}"])) == [
+    assert cues.urgent_cues_from(cue_matrix([text, f"{text}\n{AUTOMATED_MARK}"])) == [
         ("chargeback or payment dispute", "legal threat"), ()]
 
 
@@ -133,7 +131,7 @@ def test_order_automated_and_shouting_columns() -> None:
 def _reference_cues(text: str) -> list[bool]:
     """The cue block computed the slow, obvious way: each regex over the whole text."""
     row = [bool(pattern.search(text)) for _, pattern, _ in CUES]
-    row.append(bool(re.search("|".join(features._ORDER_SPEC), text, re.IGNORECASE)))
+    row.append(bool(re.search("|".join(cues._ORDER_SPEC), text, re.IGNORECASE)))
     row.append(AUTOMATED_MARK in text)
     letters = [ch for ch in text[:1500] if ch.isalpha()]
     caps = sum(ch.isupper() for ch in letters) / len(letters) if len(letters) > 20 else 0.0
@@ -302,7 +300,7 @@ def test_short_views_are_the_opening_and_the_subject_without_greeting() -> None:
     assert features.short_views(short) == []  # the one view would be the whole text again
     automated = message(subject="Out of office until Monday", text="I am away.")
     automated = type(automated)(**{**_fields(automated), "automated": "auto-reply"})
-    assert all(v.endswith(features.AUTOMATED_MARK) for v in features.short_views(automated))
+    assert all(v.endswith(AUTOMATED_MARK) for v in features.short_views(automated))
 
 
 def _fields(m: object) -> dict[str, object]:
@@ -324,12 +322,12 @@ def test_murmur_of_byte_strings_of_any_length_equals_scikit_learn() -> None:
     rng.shuffle(items)  # type: ignore[arg-type]
     lens = np.array([len(item) for item in items])
     buf = np.frombuffer(b"".join(items), np.uint8)
-    for seed in (features._SEED, 0, 2**32 - 1):
+    for seed in (hashing.SEED, 0, 2**32 - 1):
         expected = [murmurhash3_32(item, seed=seed, positive=True) for item in items]
-        hashed = features._murmur3_slices(buf, np.cumsum(lens) - lens, lens, seed)
+        hashed = hashing.murmur3_slices(buf, np.cumsum(lens) - lens, lens, seed)
         assert hashed.tolist() == expected
     none = np.zeros(0, np.int64)
-    assert features._murmur3_slices(buf[:0], none, none, features._SEED).tolist() == []
+    assert hashing.murmur3_slices(buf[:0], none, none, hashing.SEED).tolist() == []
 
 
 def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
@@ -341,17 +339,17 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
     tokens = [t for t in tokens if re.fullmatch(r"\w[\w'-]*", t)]
     tokens = list(dict.fromkeys(tokens))
 
-    def one_by_one(infos: features._Infos) -> list[tuple[int, int, list[int]]]:
+    def one_by_one(infos: hashing.Infos) -> list[tuple[int, int, list[int]]]:
         spans = zip(infos.starts.tolist(), infos.lens.tolist(), strict=True)
         keys = [infos.keys[s : s + n].tolist() for s, n in spans]
         return list(zip(infos.hashes.tolist(), infos.masks, keys, strict=True))
 
     def expected(tokens: list[str]) -> list[tuple[int, int, list[int]]]:
-        return [(h, m, k.tolist()) for h, m, k in map(features._token_info, tokens)]
+        return [(h, m, k.tolist()) for h, m, k in map(hashing.token_info, tokens)]
 
-    store = features._InfoStore(capacity=10)
-    assert one_by_one(features._new_infos(tokens)) == expected(tokens)
-    assert sum(m != 0 for m in features._new_infos(tokens).masks) >= 5  # cue triggers
+    store = hashing.InfoStore(capacity=10)
+    assert one_by_one(hashing.new_infos(tokens)) == expected(tokens)
+    assert sum(m != 0 for m in hashing.new_infos(tokens).masks) >= 5  # cue triggers
     fresh = [f"fresh{i}" for i in range(5)]
     assert one_by_one(store.infos(fresh)) == expected(fresh)
     assert set(store.ids) == set(fresh)
@@ -363,7 +361,7 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
     many = [f"many{i}" for i in range(25)]  # more new tokens than the store holds
     assert one_by_one(store.infos(many)) == expected(many)
     assert len(store.ids) <= 10
-    big = features._InfoStore(capacity=5000)
+    big = hashing.InfoStore(capacity=5000)
     for start in range(0, 3000, 250):  # grows many times: earlier keys stay where they were
         batch = [f"w{i}x" for i in range(start, start + 250)] + ["a", "order"]
         assert one_by_one(big.infos(batch)) == expected(batch)
@@ -377,11 +375,11 @@ def test_key_index_finds_every_key_and_only_those() -> None:
         (1 << 14) - 1)
     keys = np.unique(np.concatenate((keys, crowded)))
     rng.shuffle(keys)
-    index = features._KeyIndex(keys)
+    index = hashing.KeyIndex(keys)
     assert index.get(keys).tolist() == list(range(len(keys)))
     absent = np.setdiff1d(rng.integers(1, 2**40, size=2000, dtype=np.uint64), keys)
     assert (index.get(absent) == -1).all()
-    assert features._KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
+    assert hashing.KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
 
 
 @pytest.mark.parametrize("extra", [[], ["\ua66e"], ["a\ua66eb,c"], ["x-\ua66e"]])

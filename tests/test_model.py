@@ -12,7 +12,8 @@ import pytest
 from scipy import sparse
 
 from supportcli import model
-from supportcli.features import AUTOMATED_MARK, TextFeatures
+from supportcli.cues import AUTOMATED_MARK
+from supportcli.features import TextFeatures
 from supportcli.model import CalibratedSVC, threshold_for_accuracy
 
 TOPICS = {
