@@ -394,3 +394,13 @@ def test_chunks_split_in_one_pass_give_the_tokens_of_each(extra: list[str]) -> N
     assert flat == [t for tokens in each for t in tokens]
     none, no_lens = features._split_chunks([])
     assert none == [] and len(no_lens) == 0
+
+
+def test_lone_surrogates_and_astral_characters_are_featurized() -> None:
+    texts = ["bad byte caf\udce9 order 😀 ok", "plain order text", "caf\udce9 again 😀😀"]
+    fitted = _fitted(texts)
+    x = fitted.transform(texts)
+    assert x.shape[0] == 3 and x[0].nnz > 0
+    again = pickle.loads(pickle.dumps(fitted)).transform(texts[::-1])
+    assert _same(again, x[::-1])
+    assert fitted.explain(texts[0])
