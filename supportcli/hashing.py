@@ -8,6 +8,7 @@ for many tokens at once (tested against it), ``STORE`` keeps them.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from itertools import count, repeat
 
@@ -25,7 +26,7 @@ U32 = np.uint64(32)
 
 
 def _hash(text: str) -> int:
-    return int(murmurhash3_32(text, seed=SEED, positive=True))
+    return int(murmurhash3_32(text.encode("utf-8", "surrogatepass"), seed=SEED, positive=True))
 
 
 def bigram_keys(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -75,12 +76,13 @@ class Infos:
 
 
 class InfoStore:
-    """The ``Infos`` of the tokens seen lately, shared by the process: at most ``capacity``
-    tokens, then it starts again. Arrays grow by doubling, so adding a few tokens to a full
-    store costs no copy of it."""
+    """The ``Infos`` of the tokens seen lately, shared by the process (and its threads: one
+    lock): at most ``capacity`` tokens, then it starts again. Arrays grow by doubling, so
+    adding a few tokens to a full store costs no copy of it."""
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.capacity = capacity
+        self._lock = threading.Lock()
         self.clear()
 
     def clear(self) -> None:
@@ -90,23 +92,30 @@ class InfoStore:
         self._n_keys = 0
 
     def infos(self, tokens: list[str]) -> Infos:
-        """The infos of distinct tokens, in their order."""
-        ids = np.fromiter(map(self.ids.get, tokens, repeat(-1)), np.int64, len(tokens))
-        missing = np.flatnonzero(ids < 0)
-        if len(missing):
-            if len(self.ids) + len(missing) > self.capacity:
+        """The infos of tokens, in their order."""
+        with self._lock:
+            ids = np.fromiter(map(self.ids.get, tokens, repeat(-1)), np.int64, len(tokens))
+            missing = np.flatnonzero(ids < 0)
+            if not len(missing):
+                return self._infos.take(ids)
+            new = list(dict.fromkeys([tokens[i] for i in missing.tolist()]))
+            if len(self.ids) + len(new) > self.capacity:
                 self.clear()
-                missing, ids = np.arange(len(tokens)), np.full(len(tokens), -1)
-            if len(missing) > self.capacity:  # too many to keep
-                return new_infos(tokens)
-            new = [tokens[i] for i in missing.tolist()]
-            ids[missing] = self._add(new, new_infos(new))
-        return self._infos.take(ids)
+                new = list(dict.fromkeys(tokens))
+            fresh = new_infos(new)
+            if len(new) <= self.capacity:
+                self._add(new, fresh)
+                ids = np.fromiter(map(self.ids.__getitem__, tokens), np.int64, len(tokens))
+                return self._infos.take(ids)
+            # more new tokens than the store holds: it keeps the first ones
+            self._add(new[: self.capacity], fresh.take(np.arange(self.capacity)))
+            where = dict(zip(new, count()))
+            return fresh.take(np.fromiter(map(where.__getitem__, tokens), np.int64, len(tokens)))
 
-    def _add(self, tokens: list[str], fresh: Infos) -> np.ndarray:
+    def _add(self, tokens: list[str], fresh: Infos) -> None:
+        """Keep the infos of new, distinct tokens."""
         store, first = self._infos, len(self.ids)
-        self.ids.update(zip(tokens, count(first)))
-        n, n_keys = len(self.ids), self._n_keys + len(fresh.keys)
+        n, n_keys = first + len(tokens), self._n_keys + len(fresh.keys)
         store.hashes = _room(store.hashes, first, n)
         store.starts, store.lens = _room(store.starts, first, n), _room(store.lens, first, n)
         store.keys = _room(store.keys, self._n_keys, n_keys)
@@ -115,7 +124,7 @@ class InfoStore:
         store.keys[self._n_keys : n_keys] = fresh.keys
         store.masks.extend(fresh.masks)
         self._n_keys = n_keys
-        return np.arange(first, n)
+        self.ids.update(zip(tokens, count(first)))  # last: a token is found once it is whole
 
 
 def _room(array: np.ndarray, used: int, needed: int) -> np.ndarray:

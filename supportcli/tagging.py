@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,9 @@ from .store import Store
 
 KEYWORD_PREFIX = "$support_"
 LABEL_PREFIX = "support/"
+# UIDs per STORE command: RFC 7162 asks clients to keep command lines near 8,000 octets, and
+# servers refuse longer ones (Dovecot at 64 KB); 500 UIDs of up to ten digits stay under 6 KB.
+UIDS_PER_COMMAND = 500
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def plan(
 
 def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
     """Add the planned tags, one connection per account and one command per folder and tag
-    set, journaling each addition under a new run id as soon as the server took it."""
+    set (per ``UIDS_PER_COMMAND`` messages), journaling each addition under a new run id as
+    soon as the server took it."""
     run_id = store.start_run("tag")
     try:
         for account, folders in _by_account(result.changes, lambda c: c.target).items():
@@ -119,11 +123,12 @@ def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
                     for change in changes:
                         by_tags[(change.kind, change.add)].append(change)
                     for (kind, add), same in by_tags.items():
-                        _store(source.client, kind, "+", [c.target.uid for c in same], add)
-                        store.journal_tags(run_id, [
-                            (account, folder, c.target.uidvalidity, c.target.uid, tag, kind)
-                            for c in same for tag in add
-                        ])  # fmt: skip
+                        for part in _batches(same):
+                            _store(source.client, kind, "+", [c.target.uid for c in part], add)
+                            store.journal_tags(run_id, [
+                                (account, folder, c.target.uidvalidity, c.target.uid, tag, kind)
+                                for c in part for tag in add
+                            ])  # fmt: skip
     except BaseException:
         store.finish_run(run_id, "failed", {"changes": len(result.changes)})
         raise
@@ -150,8 +155,9 @@ def untag(settings: Settings, store: Store, run_id: int, *, dry_run: bool = Fals
                 for row in entries:
                     by_tag[(row["kind"], row["tag"])].append(row)
                 for (kind, tag), same in by_tag.items():
-                    _store(source.client, kind, "-", [row["uid"] for row in same], (tag,))
-                    store.mark_untagged(row["id"] for row in same)
+                    for part in _batches(same):
+                        _store(source.client, kind, "-", [row["uid"] for row in part], (tag,))
+                        store.mark_untagged(row["id"] for row in part)
     return rows
 
 
@@ -201,6 +207,11 @@ def _select_writable(source: Any, folder: str, uidvalidity: int) -> None:
             f"{folder} changed (UIDVALIDITY) since the messages were synced: run `supportcli "
             "sync` and tag again"
         )
+
+
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), UIDS_PER_COMMAND):
+        yield items[start : start + UIDS_PER_COMMAND]
 
 
 def _store(client: Any, kind: str, sign: str, uids: list[int], tags: Sequence[str]) -> None:
