@@ -99,18 +99,27 @@ class InfoStore:
             if not len(missing):
                 return self._infos.take(ids)
             new = list(dict.fromkeys([tokens[i] for i in missing.tolist()]))
-            if len(self.ids) + len(new) > self.capacity:
+            if len(self.ids) + len(new) > self.capacity:  # start again with this batch's tokens
+                known = list(dict.fromkeys([tokens[i] for i in np.flatnonzero(ids >= 0).tolist()]))
+                if len(known) + len(new) > self.capacity:
+                    return self._oversized(tokens)
+                kept = self._infos.take(self._ids(known))
                 self.clear()
-                new = list(dict.fromkeys(tokens))
-            fresh = new_infos(new)
-            if len(new) <= self.capacity:
-                self._add(new, fresh)
-                ids = np.fromiter(map(self.ids.__getitem__, tokens), np.int64, len(tokens))
-                return self._infos.take(ids)
-            # more new tokens than the store holds: it keeps the first ones
-            self._add(new[: self.capacity], fresh.take(np.arange(self.capacity)))
-            where = dict(zip(new, count()))
-            return fresh.take(np.fromiter(map(where.__getitem__, tokens), np.int64, len(tokens)))
+                self._add(known, kept)
+            self._add(new, new_infos(new))
+            return self._infos.take(self._ids(tokens))
+
+    def _ids(self, tokens: list[str]) -> np.ndarray:
+        return np.fromiter(map(self.ids.__getitem__, tokens), np.int64, len(tokens))
+
+    def _oversized(self, tokens: list[str]) -> Infos:
+        """A batch with more distinct tokens than the store holds: all hashed, the first kept."""
+        distinct = list(dict.fromkeys(tokens))
+        fresh = new_infos(distinct)
+        self.clear()
+        self._add(distinct[: self.capacity], fresh.take(np.arange(self.capacity)))
+        where = dict(zip(distinct, count()))
+        return fresh.take(np.fromiter(map(where.__getitem__, tokens), np.int64, len(tokens)))
 
     def _add(self, tokens: list[str], fresh: Infos) -> None:
         """Keep the infos of new, distinct tokens."""

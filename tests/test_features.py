@@ -330,7 +330,9 @@ def test_murmur_of_byte_strings_of_any_length_equals_scikit_learn() -> None:
     assert hashing.murmur3_slices(buf[:0], none, none, hashing.SEED).tolist() == []
 
 
-def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
+def test_tokens_hashed_together_get_the_keys_of_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rng = random.Random(3)
     alphabet = "abcxyz019'-_é"
     tokens = ["a", "q-", "it's", "order10234", "straße", "café", "x" * 40, "日本語の注文"]
@@ -353,9 +355,13 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one() -> None:
     fresh = [f"fresh{i}" for i in range(5)]
     assert one_by_one(store.infos(fresh)) == expected(fresh)
     assert set(store.ids) == set(fresh)
+    hashed: list[str] = []
+    new_infos = hashing.new_infos
+    monkeypatch.setattr(hashing, "new_infos", lambda t: hashed.extend(t) or new_infos(t))
     mixed = fresh[:3] + [f"more{i}" for i in range(6)]  # known and new: the store overflows
     assert one_by_one(store.infos(mixed)) == expected(mixed)
     assert set(store.ids) == set(mixed)  # it started again with this batch
+    assert hashed == mixed[3:]  # the known ones were kept, not hashed again
     again = [*(f"more{i}" for i in reversed(range(6))), "x"]  # known ones in another order
     assert one_by_one(store.infos(again)) == expected(again)
     many = [f"many{i}" for i in range(25)]  # more new tokens than the store holds
