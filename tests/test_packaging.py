@@ -29,6 +29,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_contains_model_samples_and_demo(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "supportcli").rglob("*.py")}
+    assert modules <= names  # every module, those of subpackages included
     assert "supportcli/_models/default/model.joblib" in names
     assert "supportcli/_models/default/meta.json" in names
     assert "supportcli/_samples/labels.csv" in names

@@ -487,7 +487,7 @@ def test_detect_language_needs_some_text():
 
 
 def test_language_model_released_after_parsing_is_loaded_again_when_needed():
-    from supportcli import parse as parse_module
+    from supportcli.parse import detect as parse_module
 
     assert detect_language("Hallo, wo bleibt meine Bestellung vom Montag?") == "de"
     assert parse_module._language_identifier is not None

@@ -323,7 +323,7 @@ def test_html_noise_is_cut_as_the_plain_regex_would_cut_it():
     import random
     import re
 
-    from supportcli.parse import _strip_html_noise
+    from supportcli.parse.mime import _strip_html_noise
 
     obvious = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->",
                          re.IGNORECASE | re.DOTALL)  # fmt: skip
