@@ -17,21 +17,30 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import expit, log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from . import classifier
+from .classifier import (
+    SEED,
+    CalibratedSVC,
+    build_svm,
+    decision_values,
+    fit_temperature,
+    n_columns,
+    softmax_probabilities,
+    stratified_folds,
+)
 from .config import DEFAULT_TARGET_ACCURACY
 from .cues import urgent_cues, urgent_cues_from
 from .features import FEATURE_SCHEMA_VERSION, TextFeatures
 from .records import Prediction
 
-SEED = 0
+# Models saved before the SVM moved to classifier.py look its classes up here.
+_Calibrated = classifier._Calibrated
 BATCH = 4096  # texts featurized at once when predicting
 # Short views of a sample (features.short_views) teach its category only: its urgency often
 # hangs on a detail further down. They count this much of their message's weight.
@@ -46,135 +55,9 @@ def build_features() -> TextFeatures:
     return TextFeatures(word_weight=1.0, char_weight=1.0, cue_weight=0.5)
 
 
-def build_svm(seed: int = SEED) -> LinearSVC:
-    return LinearSVC(C=0.5, class_weight="balanced", random_state=seed)
-
-
 def build_pipeline(seed: int = SEED) -> Pipeline:
     """Features + calibrated SVM for one target (``fit`` builds both targets more cheaply)."""
     return Pipeline([("features", build_features()), ("classifier", CalibratedSVC(seed=seed))])
-
-
-@dataclass
-class _Calibrated:
-    """Mirrors scikit-learn's calibrated pair: the fitted SVM and its calibration."""
-
-    estimator: LinearSVC
-    sigmoids: np.ndarray  # older models: one Platt sigmoid per column, (columns, 2)
-    beta: float | None = None  # inverse temperature: p = softmax(beta * decision values)
-
-
-class CalibratedSVC(ClassifierMixin, BaseEstimator):
-    """A linear SVM whose decision values become probabilities by temperature scaling (Guo et
-    al. 2017; scikit-learn's ``method="temperature"``): ``softmax(beta * decision)``, one
-    ``beta`` fitted on out-of-fold decision values (like ``CalibratedClassifierCV(
-    ensemble=False)``). One shared scale never reorders classes, so the predicted class is
-    the SVM's own (trained with balanced class weights, which is what keeps rare classes such
-    as "urgent" found) and calibration only says how sure it is. ``fit`` makes its own folds
-    on fixed features; ``model.fit`` instead assembles it from folds that refit the features
-    too."""
-
-    def __init__(self, cv: int = 3, seed: int = SEED) -> None:
-        self.cv = cv
-        self.seed = seed
-
-    def fit(self, x: Any, y: Any, sample_weight: Any = None) -> CalibratedSVC:
-        y = np.asarray(y)
-        classes = np.unique(y)
-        decisions = np.zeros((len(y), _n_columns(classes)))
-        for train, test in _folds([y], self.cv):
-            w = None if sample_weight is None else np.asarray(sample_weight)[train]
-            svm = build_svm(self.seed).fit(x[train], y[train], sample_weight=w)
-            decisions[test] = _decisions(svm, x[test], classes)
-        svm = build_svm(self.seed).fit(x, y, sample_weight=sample_weight)
-        return self._assemble(svm, decisions, y, sample_weight)
-
-    def _assemble(self, svm: LinearSVC, decisions: np.ndarray, y: np.ndarray,
-                  weights: Any) -> CalibratedSVC:
-        self.classes_ = svm.classes_
-        self.n_features_in_ = svm.n_features_in_
-        beta = fit_temperature(decisions, y, self.classes_, weights)
-        self.calibrated_classifiers_ = [_Calibrated(svm, np.zeros((0, 2)), beta)]
-        return self
-
-    def decision_function(self, x: Any) -> np.ndarray:
-        return self.calibrated_classifiers_[0].estimator.decision_function(x)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        pair = self.calibrated_classifiers_[0]
-        return self.probabilities_from(_decisions(pair.estimator, x, self.classes_))
-
-    def probabilities_from(self, scores: np.ndarray) -> np.ndarray:
-        """``predict_proba`` given the SVM's raw scores (samples × coef rows)."""
-        pair = self.calibrated_classifiers_[0]
-        beta = getattr(pair, "beta", None)
-        if beta is None:
-            return _sigmoid_probabilities(scores, pair.sigmoids)
-        return _softmax_probabilities(scores, beta)
-
-    def predict(self, x: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(x), axis=1)]
-
-
-def _n_columns(classes: np.ndarray) -> int:
-    return 1 if len(classes) == 2 else len(classes)
-
-
-def _decisions(svm: LinearSVC, x: Any, classes: np.ndarray) -> np.ndarray:
-    """Decision values as (samples, columns) over ``classes``; a class the SVM never saw
-    gets a value far below any other."""
-    values = svm.decision_function(x)
-    if len(classes) == 2:
-        return values.reshape(-1, 1) if len(svm.classes_) == 2 else np.full((x.shape[0], 1), -10.0)
-    out = np.full((x.shape[0], len(classes)), -10.0)
-    out[:, np.searchsorted(classes, svm.classes_)] = values if values.ndim == 2 else values[:, None]
-    return out
-
-
-def _logits(decisions: np.ndarray) -> np.ndarray:
-    """Per-class logits; a binary SVM's one column d becomes (-d, d), as in scikit-learn."""
-    return np.hstack([-decisions, decisions]) if decisions.shape[1] == 1 else decisions
-
-
-def fit_temperature(decisions: np.ndarray, y: np.ndarray, classes: np.ndarray,
-                    weights: Any = None) -> float:
-    """The inverse temperature ``beta`` that minimises the (weighted) log loss of
-    ``softmax(beta * decisions)`` on out-of-fold decision values: a convex problem in one
-    variable, solved over log(beta) in [-10, 10]. The targets are smoothed as Platt smooths
-    his, (n + 1) / (n + 2) for the true class, so that classes the folds happen to separate
-    perfectly do not drive beta to the bound and every confidence to 1. No signal (constant
-    decisions, no weight): beta 1."""
-    logits = _logits(decisions)
-    truth = np.searchsorted(classes, y)
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if len(y) == 0 or w.sum() <= 0 or np.ptp(logits, axis=1).max(initial=0.0) == 0:
-        return 1.0
-    k = logits.shape[1]
-    n = float(w.sum())
-    targets = np.full(logits.shape, 1 / (n + 2) / (k - 1))
-    targets[np.arange(len(y)), truth] = (n + 1) / (n + 2)
-
-    def loss(log_beta: float) -> float:
-        return float(-(w * (targets * log_softmax(np.exp(log_beta) * logits, axis=1)).sum(1)).sum())
-
-    found = minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded",
-                            options={"xatol": 1e-6})
-    return float(np.exp(found.x))
-
-
-def _softmax_probabilities(decisions: np.ndarray, beta: float) -> np.ndarray:
-    return softmax(beta * _logits(decisions), axis=1)
-
-
-def _sigmoid_probabilities(decisions: np.ndarray, sigmoids: np.ndarray) -> np.ndarray:
-    """Probabilities of an older model, calibrated by per-column Platt sigmoids."""
-    p = expit(-(decisions * sigmoids[:, 0] + sigmoids[:, 1]))
-    if p.shape[1] == 1:
-        return np.hstack([1 - p, p])
-    total = p.sum(axis=1, keepdims=True)
-    out = np.divide(p, total, out=np.full_like(p, 1 / p.shape[1]), where=total != 0)
-    out[(out > 1.0) & (out <= 1.0 + 1e-5)] = 1.0
-    return out
 
 
 @dataclass
@@ -310,7 +193,7 @@ def fit(
     thresholds = {}
     pipelines = {}
     for name, y in targets.items():
-        decisions = np.zeros((len(texts), _n_columns(np.unique(y))))
+        decisions = np.zeros((len(texts), n_columns(np.unique(y))))
         for (_, test), result in zip(folds, fold_results, strict=True):
             decisions[test] = result[name]
         m = _cross_calibrated_metrics(decisions, y, calibration, weights, target_accuracy)
@@ -331,11 +214,11 @@ Folds = list[tuple[np.ndarray, np.ndarray]]
 def _plan(labels: list[np.ndarray]) -> tuple[Folds, Folds, str]:
     """The (train, test) folds to fit, the (calibrate-on, score) pairs over their test parts,
     and how to call the validation."""
-    folds = list(_folds(labels, 5))
+    folds = list(stratified_folds(labels, 5))
     if len(labels[0]) <= HOLDOUT_FROM:
         return folds, folds, f"{len(folds)}-fold cross-validation"
     train, held = folds[0]
-    halves = [(held[a], held[b]) for a, b in _folds([y[held] for y in labels], 2)]
+    halves = [(held[a], held[b]) for a, b in stratified_folds([y[held] for y in labels], 2)]
     return [(train, held)], halves, f"{len(held) / len(labels[0]):.0%} held out"
 
 
@@ -395,7 +278,7 @@ def _fold_job(data: _Data, train: np.ndarray, test: np.ndarray) -> dict[str, np.
         out = {}
         for r in per_target:
             svm = build_svm().fit(x_train[r.used], r.y, sample_weight=r.weights)
-            out[r.target] = _decisions(svm, x_test, np.unique(data.targets[r.target]))
+            out[r.target] = decision_values(svm, x_test, np.unique(data.targets[r.target]))
         return out
 
 
@@ -411,7 +294,7 @@ def _cross_calibrated_metrics(
     for fit_on, test in pairs:
         w = None if weights is None else weights[fit_on]
         beta = fit_temperature(decisions[fit_on], y[fit_on], classes, w)
-        probs[test] = _softmax_probabilities(decisions[test], beta)
+        probs[test] = softmax_probabilities(decisions[test], beta)
     return _metrics(y[scored], classes, probs[scored], target_accuracy)
 
 
@@ -420,26 +303,12 @@ def cross_validate(
 ) -> Metrics:
     """Stratified k-fold metrics of one target, calibrated as ``fit`` calibrates."""
     texts, y = [str(t) for t in texts], np.asarray(labels)
-    splits = list(_folds([y], folds))
-    decisions = np.zeros((len(texts), _n_columns(np.unique(y))))
+    splits = list(stratified_folds([y], folds))
+    decisions = np.zeros((len(texts), n_columns(np.unique(y))))
     data = _Data(texts, {"target": y}, None)
     for train, test in splits:
         decisions[test] = _fold_job(data, train, test)["target"]
     return _cross_calibrated_metrics(decisions, y, splits, None, target_accuracy)
-
-
-def _folds(labels: list[np.ndarray], folds: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Seeded folds stratified on the first label array (and, within it, on the next ones):
-    shuffle, sort by the labels, deal the sorted samples round-robin."""
-    n = len(labels[0])
-    smallest = min(int(np.unique(y, return_counts=True)[1].min()) for y in labels)
-    k = max(2, min(folds, smallest))
-    perm = np.random.RandomState(SEED).permutation(n)
-    keys = [np.unique(y, return_inverse=True)[1][perm] for y in reversed(labels)]
-    fold = np.empty(n, np.int64)
-    fold[perm[np.lexsort(keys)]] = np.arange(n) % k
-    for i in range(k):
-        yield np.flatnonzero(fold != i), np.flatnonzero(fold == i)
 
 
 def _metrics(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from supportcli import model
+from supportcli import classifier, model
 from supportcli.cues import AUTOMATED_MARK
 from supportcli.features import TextFeatures
 from supportcli.model import CalibratedSVC, threshold_for_accuracy
@@ -84,12 +84,14 @@ def test_temperature_recovers_a_known_scale(columns: int, beta: float) -> None:
     p /= p.sum(axis=1, keepdims=True)
     y = (rng.uniform(size=(len(d), 1)) > p.cumsum(axis=1)).sum(axis=1)
     classes = np.arange(logits.shape[1])
-    assert model.fit_temperature(d, y, classes) == pytest.approx(beta, rel=0.05)
+    assert classifier.fit_temperature(d, y, classes) == pytest.approx(beta, rel=0.05)
     # weights count like repeated rows
-    twice = model.fit_temperature(np.vstack([d, d[:100]]), np.concatenate([y, y[:100]]), classes)
+    twice = classifier.fit_temperature(
+        np.vstack([d, d[:100]]), np.concatenate([y, y[:100]]), classes
+    )
     weights = np.ones(len(y))
     weights[:100] = 2
-    assert model.fit_temperature(d, y, classes, weights) == pytest.approx(twice, rel=1e-4)
+    assert classifier.fit_temperature(d, y, classes, weights) == pytest.approx(twice, rel=1e-4)
 
 
 def test_temperature_stays_finite_when_folds_separate_the_classes() -> None:
@@ -97,11 +99,11 @@ def test_temperature_stays_finite_when_folds_separate_the_classes() -> None:
     d = rng.normal(size=(200, 3))
     y = d.argmax(axis=1)
     d[np.arange(200), y] += 3.0  # every out-of-fold decision right, by a wide margin
-    beta = model.fit_temperature(d, y, np.arange(3))
+    beta = classifier.fit_temperature(d, y, np.arange(3))
     assert 0.1 < beta < 20
-    near_the_boundary = model._softmax_probabilities(np.array([[0.1, -0.9, -1.0]]), beta)
+    near_the_boundary = classifier.softmax_probabilities(np.array([[0.1, -0.9, -1.0]]), beta)
     assert near_the_boundary.max() < 0.99
-    assert model.fit_temperature(np.zeros((9, 3)), np.arange(9) % 3, np.arange(3)) == 1.0
+    assert classifier.fit_temperature(np.zeros((9, 3)), np.arange(9) % 3, np.arange(3)) == 1.0
 
 
 def test_models_calibrated_by_sigmoids_before_still_give_their_probabilities() -> None:
@@ -165,7 +167,7 @@ def test_calibrated_probabilities_match_observed_frequencies(classes: int, limit
     assert ece < limit
     assert 0.6 < accuracy < 0.97  # neither trivial nor hopeless
     reference = CalibratedClassifierCV(
-        model.build_svm(), method="temperature", cv=3, ensemble=False
+        classifier.build_svm(), method="temperature", cv=3, ensemble=False
     ).fit(x, y)
     assert ece == pytest.approx(_ece(reference, test_x, test_y)[0], abs=0.01)
 
@@ -176,8 +178,8 @@ def test_calibrated_probabilities_match_observed_frequencies(classes: int, limit
 def test_folds_partition_stratify_and_repeat() -> None:
     _, cats, urgs = corpus()
     labels = [np.asarray(cats), np.asarray(urgs)]
-    folds = list(model._folds(labels, 5))
-    again = list(model._folds(labels, 5))
+    folds = list(classifier.stratified_folds(labels, 5))
+    again = list(classifier.stratified_folds(labels, 5))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
     tests = np.concatenate([test for _, test in folds])
     assert sorted(tests.tolist()) == list(range(len(cats)))
@@ -207,7 +209,7 @@ def test_each_fold_fits_its_own_features_on_its_training_texts_only(
 ) -> None:
     texts, cats, urgs = corpus()
     trained = model.fit(texts, cats, urgs, n_jobs=1)
-    folds = list(model._folds([np.asarray(cats), np.asarray(urgs)], 5))
+    folds = list(classifier.stratified_folds([np.asarray(cats), np.asarray(urgs)], 5))
     assert len(fitted_on) == len(folds) + 1  # one per fold, shared by both targets, + final
     assert fitted_on[0] == set(texts)
     for seen, (_, test) in zip(fitted_on[1:], folds, strict=True):
@@ -338,7 +340,7 @@ def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold
     views = [[f"view of text {i}"] for i in range(len(texts))]
     model.fit(texts, cats, urgs, n_jobs=1, views=views)
     assert fitted_on[0] == set(texts) | {v[0] for v in views}
-    folds = list(model._folds([np.asarray(cats), np.asarray(urgs)], 5))
+    folds = list(classifier.stratified_folds([np.asarray(cats), np.asarray(urgs)], 5))
     for seen, (train, test) in zip(fitted_on[1:], folds, strict=True):
         assert {views[i][0] for i in train} <= seen
         assert not seen & {views[i][0] for i in test}
@@ -352,3 +354,15 @@ def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold
     view = model.VIEW_WEIGHT
     assert category.weights.tolist() == [1.0, 2.0, 1.0, view, view, view]
     assert urgency.used.tolist() == [0, 1, 2] and urgency.weights.tolist() == [1.0, 2.0, 1.0]
+
+
+def test_models_pickled_when_the_svm_lived_in_model_still_load() -> None:
+    """The shipped default model names supportcli.model.CalibratedSVC and _Calibrated."""
+    import joblib
+
+    from supportcli import resources
+
+    assert model.CalibratedSVC is classifier.CalibratedSVC
+    assert model._Calibrated is classifier._Calibrated
+    loaded = joblib.load(resources.default_model_dir() / "model.joblib")
+    assert isinstance(loaded.category.steps[-1][1], classifier.CalibratedSVC)
