@@ -242,7 +242,7 @@ def test_screen_shows_hostile_mail_as_plain_text(tmp_path: Path) -> None:
     from rich.console import Console
 
     from supportcli import labelling
-    from supportcli.commands.label import screen
+    from supportcli.commands.label_screen import screen
     from supportcli.config import CATEGORIES, URGENCIES
 
     evil = message("evil@x", subject="[bold red]URGENT[/] \x1b]8;;http://evil\x07click\x1b]8;;\x07",
