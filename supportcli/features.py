@@ -26,7 +26,18 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .cues import AUTOMATED_MARK, CUE_FEATURE_NAMES, TOKEN, cue_columns, cue_matrix
-from .hashing import BIGRAM_TAG, CHAR_TAG, LOW32, STORE, U32, Ids, KeyIndex, bigram_keys, ngrams
+from .hashing import (
+    BIGRAM_TAG,
+    CHAR_TAG,
+    LOW32,
+    STORE,
+    U32,
+    Ids,
+    KeyIndex,
+    bigram_keys,
+    ngrams,
+    positions,
+)
 
 FEATURE_SCHEMA_VERSION = 2
 MAX_TEXT_CHARS = 3000
@@ -112,12 +123,15 @@ class _Words:
         self.index.update(zip(tokens, count(len(self.hashes))))
         self.hashes.extend(infos.hashes.tolist())
         self.masks.extend(infos.masks)
-        cols = self.resolve(infos.keys)
-        owner = np.repeat(np.arange(len(tokens)), infos.lens)
+        self._append_columns(self.resolve(infos.keys), infos.lens)
+        self._matrix = self._vectors = None
+
+    def _append_columns(self, cols: np.ndarray, lens: np.ndarray) -> None:
+        """Append tokens' columns (``lens[i]`` per token, -1: none) without the -1s."""
+        owner = np.repeat(np.arange(len(lens)), lens)
         valid = cols >= 0
         self.cols.append(cols[valid])
-        self.lens.append(np.bincount(owner[valid], minlength=len(tokens)))
-        self._matrix = self._vectors = None
+        self.lens.append(np.bincount(owner[valid], minlength=len(lens)))
 
     def _add_chunks(self, chunks: list[str]) -> None:
         """Add new chunks (distinct, not yet in the table) and the new tokens they hold."""
@@ -143,20 +157,14 @@ class _Words:
             self._add_chunks(list(dict.fromkeys(new)))
             cids[missing] = np.fromiter(map(self.chunks.__getitem__, new), np.int64, len(new))
         _, _, starts, lens, tids = self.vectors()
-        counts = lens[cids]
-        ends = np.cumsum(counts)
-        first = np.repeat(starts[cids] - ends + counts, counts)
-        return tids[np.arange(len(first)) + first], counts
+        return tids[positions(starts, lens, cids)], lens[cids]
 
     def remapped(self, remap: np.ndarray) -> _Words:
         """The same tokens with their columns renumbered (``remap[old]``, -1 drops one)."""
         other = _Words(None)
         other.index, other.masks, other.hashes = self.index, self.masks, self.hashes
         for cols, lens in zip(self.cols, self.lens, strict=True):
-            new = remap[cols]
-            owner = np.repeat(np.arange(len(lens)), lens)
-            other.cols.append(new[new >= 0])
-            other.lens.append(np.bincount(owner[new >= 0], minlength=len(lens)))
+            other._append_columns(remap[cols], lens)
         return other
 
     def matrix(self, n_cols: int, extra: int) -> sparse.csr_matrix:

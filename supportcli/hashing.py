@@ -68,11 +68,18 @@ class Infos:
     def take(self, ids: np.ndarray) -> Infos:
         """The infos of the tokens ``ids``, their keys laid out in that order."""
         lens = self.lens[ids]
-        ends = np.cumsum(lens)
-        first = np.repeat(self.starts[ids] - ends + lens, lens) + np.arange(int(ends[-1:].sum()))
         masks = self.masks
-        return Infos(self.hashes[ids], [masks[i] for i in ids.tolist()], self.keys[first],
-                      ends - lens, lens)
+        return Infos(self.hashes[ids], [masks[i] for i in ids.tolist()],
+                     self.keys[positions(self.starts, self.lens, ids)], np.cumsum(lens) - lens,
+                     lens)
+
+
+def positions(starts: np.ndarray, lens: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where the items of ``rows`` sit in a flat array whose row i holds the items
+    ``[starts[i], starts[i] + lens[i])``: row after row, each in its order."""
+    sizes = lens[rows]
+    ends = np.cumsum(sizes)
+    return np.repeat(starts[rows] - ends + sizes, sizes) + np.arange(int(ends[-1:].sum()))
 
 
 class InfoStore:

@@ -92,7 +92,7 @@ def plan(
     triage = workflows.triage(settings, request, store=store)
     wanted, skipped = targets(triage.items)
     changes: list[Change] = []
-    for account, folders in _by_account(wanted, lambda t: t).items():
+    for account, folders in _by_account(wanted, lambda t: (t.account, t.folder)).items():
         with _open(settings, account) as source:
             kind = "gmail_label" if source.is_gmail else "keyword"
             for folder, group in folders.items():
@@ -115,7 +115,8 @@ def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
     soon as the server took it."""
     run_id = store.start_run("tag")
     try:
-        for account, folders in _by_account(result.changes, lambda c: c.target).items():
+        groups = _by_account(result.changes, lambda c: (c.target.account, c.target.folder))
+        for account, folders in groups.items():
             with _open(settings, account) as source:
                 for folder, changes in folders.items():
                     _select_writable(source, folder, changes[0].target.uidvalidity)
@@ -144,10 +145,7 @@ def untag(settings: Settings, store: Store, run_id: int, *, dry_run: bool = Fals
     rows = store.journaled_tags(run_id)
     if dry_run or not rows:
         return rows
-    by_account: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by_account[row["account"]][row["folder"]].append(row)
-    for account, folders in by_account.items():
+    for account, folders in _by_account(rows, lambda r: (r["account"], r["folder"])).items():
         with _open(settings, account) as source:
             for folder, entries in folders.items():
                 _select_writable(source, folder, entries[0]["uidvalidity"])
@@ -166,13 +164,13 @@ def _name(tag: str, kind: str) -> str:
 
 
 def _by_account(
-    items: Iterable[Any], target_of: Callable[[Any], Target]
+    items: Iterable[Any], where: Callable[[Any], tuple[str, str]]
 ) -> dict[str, dict[str, list[Any]]]:
-    """Items grouped by account, then by folder, in their order."""
+    """Items grouped by account, then by folder (``where`` says both), in their order."""
     groups: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for item in items:
-        target = target_of(item)
-        groups[target.account][target.folder].append(item)
+        account, folder = where(item)
+        groups[account][folder].append(item)
     return groups
 
 
