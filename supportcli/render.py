@@ -113,7 +113,8 @@ def message_panel(
         parts.append(score_table(item))
     if explanation:
         parts.append(explanation_table(explanation))
-    return Panel(Group(*parts), title="supportcli classify", title_align="left")
+    title = "supportcli explain" if detailed else "supportcli classify"
+    return Panel(Group(*parts), title=title, title_align="left")
 
 
 def score_table(item: TriageItem) -> Table:

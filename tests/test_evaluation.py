@@ -104,3 +104,11 @@ def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) 
     assert main(["explain", first["message_id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["message_id"] == first["message_id"]
     assert main(["explain", "<nope@nowhere>"]) == 4
+
+
+def test_each_command_names_itself_on_its_panel(capsys: pytest.CaptureFixture[str]) -> None:
+    message = str(DEMO / "demo-002.eml")
+    assert main(["explain", message]) == 0
+    assert "supportcli explain" in capsys.readouterr().out
+    assert main(["classify", message]) == 0
+    assert "supportcli classify" in capsys.readouterr().out
