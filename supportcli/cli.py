@@ -293,7 +293,10 @@ def train(
     console.print(render.metrics_table(f"urgency ({how})", metrics["urgency"]))
     if result.comparison.get("new"):
         console.print(render.comparison_table(result.comparison))
-    state = "installed and active" if result.installed else "kept but NOT installed (worse)"
+    if output is not None:
+        state = "written there only, not installed"
+    else:
+        state = "installed and active" if result.installed else "kept but NOT installed (worse)"
     console.print(
         f"model {result.meta['name']} ({result.meta['n_samples']} samples) written to "
         f"{result.directory}: {state}",

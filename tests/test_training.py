@@ -138,7 +138,9 @@ def test_target_accuracy_in_the_config_sets_the_review_threshold(
         config.write_text(f"[model]\ntarget_accuracy = {target}\n", encoding="utf-8")
         out_dir = tmp_path / f"m{target}"
         assert main(["--config", str(config), "train", "--output", str(out_dir)]) == 0
-        assert "coverage" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert "coverage" in printed
+        assert "not installed" in printed and "installed and active" not in printed
         meta = json.loads((out_dir / "meta.json").read_text())
         category = meta["metrics"]["category"]
         assert meta["metrics"]["target_accuracy"] == target
