@@ -19,7 +19,7 @@ SEED = 0
 
 
 def build_svm(seed: int = SEED) -> LinearSVC:
-    return LinearSVC(C=0.5, class_weight="balanced", random_state=seed)
+    return LinearSVC(C=0.7, class_weight="balanced", random_state=seed)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from . import cooccur
 from .cues import AUTOMATED_MARK, CUE_FEATURE_NAMES, TOKEN, cue_columns, cue_matrix
 from .hashing import (
     BIGRAM_TAG,
@@ -39,7 +40,9 @@ from .hashing import (
     positions,
 )
 
-FEATURE_SCHEMA_VERSION = 2
+FEATURE_SCHEMA_VERSION = 3  # 3: the word-pair block (``cooccur``)
+# Schemas this code computes exactly as they were trained: a schema-2 model has no pairs.
+READABLE_FEATURE_SCHEMAS = frozenset({2, 3})
 MAX_TEXT_CHARS = 3000
 
 
@@ -238,7 +241,8 @@ def _doc_matrix(n: int, rows: list[np.ndarray], cols: list[np.ndarray], n_cols: 
 
 class TextFeatures(TransformerMixin, BaseEstimator):
     """Word 1-2-grams + character 3-5-grams within words (each block TF-IDF with sublinear tf,
-    l2-normalised on its own, then weighted) + the cue block.
+    l2-normalised on its own, then weighted) + the cue block + pairs of informative words in
+    one text (``cooccur``; learnt only when ``fit`` is given labels).
 
     Features are 32-bit murmurhash keys (seeded, so deterministic); the fitted vocabulary is the
     sorted array of kept keys, so a model stores no strings and ``explain`` names a text's
@@ -252,6 +256,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self, word_weight: float = 1.0, char_weight: float = 1.0, cue_weight: float = 0.5,
         min_df_words: int = 1, max_df_words: float = 0.9, min_df_chars: int = 2,
         max_char_features: int = 150_000, max_cached_words: int = 100_000,
+        pair_weight: float = 0.6,
     ) -> None:
         self.word_weight = word_weight
         self.char_weight = char_weight
@@ -261,21 +266,30 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self.min_df_chars = min_df_chars
         self.max_char_features = max_char_features
         self.max_cached_words = max_cached_words
+        self.pair_weight = pair_weight
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_words", None)
         state.pop("_index", None)
+        state.pop("_ranks", None)
+        state.pop("_pair_columns", None)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # models saved before the word-pair block have neither its setting nor its columns
+        self.__dict__.update({"pair_weight": 0.0, "pair_keys_": None, **state})
+
     def fit(self, texts: Any, y: Any = None) -> TextFeatures:
-        self._fit([str(t) for t in texts], keep=False)
+        """``y``: labels per text, or texts × targets of them (the word pairs are chosen for
+        all targets); none: no word-pair block."""
+        self._fit([str(t) for t in texts], keep=False, y=y)
         return self
 
     def fit_transform(self, texts: Any, y: Any = None, **fit_params: Any) -> sparse.csr_matrix:
-        return self._fit([str(t) for t in texts], keep=True)
+        return self._fit([str(t) for t in texts], keep=True, y=y)
 
-    def _fit(self, texts: list[str], keep: bool) -> sparse.csr_matrix | None:
+    def _fit(self, texts: list[str], keep: bool, y: Any = None) -> sparse.csr_matrix | None:
         ids = Ids()
         words = _Words(ids)
         df, totals = np.zeros(0, np.int64), np.zeros(0)
@@ -296,10 +310,49 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self._select(len(texts), keys, df, totals, bigrams, bigram_df)
         self.__dict__.pop("_words", None)
         self.__dict__.pop("_index", None)
-        if not keep:
+        learn_pairs = y is not None and self.pair_weight > 0 and len(texts) > 0
+        if not keep and not learn_pairs:
             return None
         final = words.remapped(self._key_index().get(keys))
-        return self._matrix(final, [tok for _, tok in chunks])
+        x = self._matrix(final, [tok for _, tok in chunks])
+        if learn_pairs:
+            self._fit_pairs(x, np.asarray(y))
+        return self._with_pairs(x) if keep else None
+
+    def _fit_pairs(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
+        n_words = int(np.searchsorted(self.vocabulary_keys_, np.uint64(CHAR_TAG)))
+        targets = y.reshape(len(y), -1)
+        self.pair_words_, self.pair_scores_ = cooccur.informative_words(x[:, :n_words], targets)
+        self.__dict__.pop("_ranks", None)
+        self.__dict__.pop("_pair_columns", None)
+        _, keys = cooccur.pair_keys(x, self._pair_ranks(), len(self.pair_words_))
+        vocab, self.pair_idf_ = cooccur.vocabulary(keys, x.shape[0])
+        self.pair_keys_: np.ndarray | None = vocab
+        self.n_features_out_ = len(self.block_) + len(vocab)
+
+    def _pair_ranks(self) -> np.ndarray:
+        """Each column's rank among the pair words (0 best); the number of them if none."""
+        ranks: np.ndarray | None = self.__dict__.get("_ranks")
+        if ranks is None:
+            n = len(self.pair_words_)
+            ranks = np.full(len(self.block_), n, np.int64)
+            ranks[self.pair_words_] = np.arange(n)
+            self.__dict__["_ranks"] = ranks
+        return ranks
+
+    def _with_pairs(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
+        """``x`` (the other blocks) with the word-pair block after it, if the model has one."""
+        vocab = getattr(self, "pair_keys_", None)
+        if vocab is None or not len(vocab):
+            return x
+        n_words = len(self.pair_words_)
+        rows, keys = cooccur.pair_keys(x, self._pair_ranks(), n_words)
+        table: np.ndarray | None = self.__dict__.get("_pair_columns")
+        if table is None:
+            table = self.__dict__["_pair_columns"] = cooccur.columns(vocab, n_words)
+        cols = table[cooccur.triangle(keys, n_words)]
+        pairs = cooccur.pair_matrix(rows, cols, x.shape[0], self.pair_idf_, self.pair_weight)
+        return sparse.hstack([x, pairs], format="csr")
 
     def _select(self, n: int, keys: np.ndarray, df: np.ndarray, totals: np.ndarray,
                 bigrams: np.ndarray, bigram_df: np.ndarray) -> None:
@@ -325,6 +378,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         block[n_vocab:] = 2
         self.block_ = block
         self.n_features_out_ = len(block)
+        self.pair_keys_ = None  # set by _fit_pairs when given labels
 
     def _key_index(self) -> KeyIndex:
         index: KeyIndex | None = self.__dict__.get("_index")
@@ -340,10 +394,11 @@ class TextFeatures(TransformerMixin, BaseEstimator):
 
     def _matrix(self, words: _Words, chunks: list[_Tokens]) -> sparse.csr_matrix:
         """The weighted matrix of tokenized chunks: one (documents × table rows) product with
-        the table, whose last rows are the identity on the word-pair and cue columns."""
+        the table, whose last rows are the identity on the word-bigram and cue columns."""
         n_vocab, n_tokens = len(self.vocabulary_keys_), self.n_token_columns_
-        first = len(words.hashes)  # the identity rows of the word pairs and cues start here
-        extra = self.n_features_out_ - n_tokens
+        first = len(words.hashes)  # the identity rows of the bigrams and cues start here
+        n_base = len(self.block_)  # every column but the word pairs'
+        extra = n_base - n_tokens
         pair_row, cue_row = first - n_tokens, first + n_vocab - n_tokens  # table row of column 0
         docs = [sparse.csr_matrix((0, first + extra))]
         for tok in chunks:
@@ -354,7 +409,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
             cols = [tok.tids, pair_row + bigram_cols[ok], cue_row + cue_cols]
             docs.append(_doc_matrix(tok.n, rows, cols, first + extra))
         stacked = docs[-1] if len(docs) == 2 else sparse.vstack(docs, format="csr")
-        return self._weigh(stacked @ words.matrix(self.n_features_out_, extra))
+        return self._weigh(stacked @ words.matrix(n_base, extra))
 
     def _weigh(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
         """In place: sublinear tf × idf, each text block l2-normalised and weighted; cues ×
@@ -385,7 +440,8 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         step = self.CHUNK
         chunks = [_tokens(words, texts[s : s + step]) for s in range(0, len(texts), step)]
         empty = np.zeros((0, len(CUE_FEATURE_NAMES)), bool)
-        return self._matrix(words, chunks), np.concatenate([empty, *(t.cues for t in chunks)])
+        x = self._with_pairs(self._matrix(words, chunks))
+        return x, np.concatenate([empty, *(t.cues for t in chunks)])
 
     def explain(self, text: str) -> dict[int, str]:
         """Readable names of the columns that ``transform([text])`` sets."""
@@ -410,12 +466,31 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         n_vocab = len(self.vocabulary_keys_)
         for j in np.flatnonzero(cue_matrix([text])[0]).tolist():
             names[n_vocab + j] = [CUE_FEATURE_NAMES[j]]
-        return {col: " / ".join(dict.fromkeys(labels)) for col, labels in names.items()}
+        out = {col: " / ".join(dict.fromkeys(labels)) for col, labels in names.items()}
+        n_base = len(self.block_)
+        vocab = getattr(self, "pair_keys_", None)
+        if vocab is not None:
+            cols = self.transform([text]).indices
+            for col in cols[cols >= n_base].tolist():
+                ranks = divmod(int(vocab[col - n_base]), len(self.pair_words_))
+                first, second = (int(self.pair_words_[r]) for r in ranks)
+                out[col] = f"pair {_word_of(out.get(first))} + {_word_of(out.get(second))}"
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         kinds = np.array(["word", "chars", "cue"], dtype=object)[self.block_]
         names = [f"{k}#{i}" for i, k in enumerate(kinds[: len(self.vocabulary_keys_)])]
-        return np.array(names + list(CUE_FEATURE_NAMES), dtype=object)
+        names += CUE_FEATURE_NAMES
+        names += [f"pair#{i}" for i in range(self.n_features_out_ - len(self.block_))]
+        return np.array(names, dtype=object)
+
+
+def _word_of(label: str | None) -> str:
+    """The quoted word of a word column's name ("word 'refund'" -> "'refund'")."""
+    for part in (label or "").split(" / "):
+        if part.startswith("word "):
+            return part[len("word "):]
+    return "?"
 
 
 def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ _NO_FORCED_URGENCY = frozenset({"feedback", "spam_vendor", "other", "wholesale_p
 
 
 def build_features() -> TextFeatures:
-    return TextFeatures(word_weight=1.0, char_weight=1.0, cue_weight=0.5)
+    return TextFeatures(word_weight=1.0, char_weight=1.0, cue_weight=0.5, pair_weight=0.6)
 
 
 def build_pipeline(seed: int = SEED) -> Pipeline:
@@ -229,9 +229,10 @@ class _Data:
     weights: np.ndarray | None
     views: list[list[str]] | None = None
 
-    def rows(self, chosen: np.ndarray) -> tuple[list[str], list[_Rows]]:
-        """Training texts for the texts ``chosen`` (each text, then the views of each) and,
-        per target, which of those rows it learns from, their labels and weights."""
+    def rows(self, chosen: np.ndarray) -> tuple[list[str], list[_Rows], np.ndarray]:
+        """Training texts for the texts ``chosen`` (each text, then the views of each); per
+        target, which of those rows it learns from, their labels and weights; and every
+        row's labels (rows × targets: a view has its text's), which choose the word pairs."""
         idx = chosen.tolist()
         texts = [self.texts[i] for i in idx]
         owners = chosen
@@ -247,7 +248,8 @@ class _Data:
                 w = np.ones(len(used)) if w is None else w
                 w[len(chosen):] *= VIEW_WEIGHT
             out.append(_Rows(name, used, y[owners[used]], w))
-        return texts, out
+        labels = np.column_stack([y[owners] for y in self.targets.values()])
+        return texts, out, labels
 
 
 @dataclass
@@ -260,9 +262,9 @@ class _Rows:
 
 def _final_job(data: _Data) -> tuple[TextFeatures, dict[str, LinearSVC]]:
     with threadpool_limits(1):
-        texts, per_target = data.rows(np.arange(len(data.texts)))
+        texts, per_target, labels = data.rows(np.arange(len(data.texts)))
         features = build_features()
-        x = features.fit_transform(texts)
+        x = features.fit_transform(texts, labels)
         svms = {r.target: build_svm().fit(x[r.used], r.y, sample_weight=r.weights)
                 for r in per_target}
         return features, svms
@@ -271,9 +273,9 @@ def _final_job(data: _Data) -> tuple[TextFeatures, dict[str, LinearSVC]]:
 def _fold_job(data: _Data, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
     """Out-of-fold decision values of every target, from features fitted on ``train`` only."""
     with threadpool_limits(1):
-        texts, per_target = data.rows(train)
+        texts, per_target, labels = data.rows(train)
         features = build_features()
-        x_train = features.fit_transform(texts)
+        x_train = features.fit_transform(texts, labels)
         x_test = features.transform([data.texts[i] for i in test])
         out = {}
         for r in per_target:

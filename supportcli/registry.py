@@ -92,11 +92,11 @@ def _version_mismatch(meta: dict[str, Any]) -> bool:
     """True when the model was built by another scikit-learn or another feature schema."""
     import sklearn
 
-    from .features import FEATURE_SCHEMA_VERSION
+    from .features import READABLE_FEATURE_SCHEMAS
 
     return (
         str(meta.get("versions", {}).get("scikit-learn")) != sklearn.__version__
-        or meta.get("feature_schema") != FEATURE_SCHEMA_VERSION
+        or meta.get("feature_schema") not in READABLE_FEATURE_SCHEMAS
     )
 
 

@@ -347,8 +347,10 @@ def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold
 
     data = model._Data(texts[:3], {"category": np.array(cats[:3]), "urgency": np.array(urgs[:3])},
                        np.array([1.0, 2.0, 1.0]), [["a", "b"], [], ["c"]])
-    rows, (category, urgency) = data.rows(np.array([0, 1, 2]))
+    rows, (category, urgency), labels = data.rows(np.array([0, 1, 2]))
     assert rows == [*texts[:3], "a", "b", "c"]
+    owners = [0, 1, 2, 0, 0, 2]  # the word pairs are chosen on every row, a view's labels its text's
+    assert labels.tolist() == [[cats[i], urgs[i]] for i in owners]
     assert category.used.tolist() == [0, 1, 2, 3, 4, 5]
     assert category.y.tolist() == [*cats[:3], cats[0], cats[0], cats[2]]
     view = model.VIEW_WEIGHT
@@ -357,12 +359,18 @@ def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold
 
 
 def test_models_pickled_when_the_svm_lived_in_model_still_load() -> None:
-    """The shipped default model names supportcli.model.CalibratedSVC and _Calibrated."""
-    import joblib
-
-    from supportcli import resources
+    """Models trained before the SVM moved to classifier.py name supportcli.model.CalibratedSVC
+    and supportcli.model._Calibrated; they still unpickle, as the same classes."""
+    import pickle
 
     assert model.CalibratedSVC is classifier.CalibratedSVC
     assert model._Calibrated is classifier._Calibrated
-    loaded = joblib.load(resources.default_model_dir() / "model.joblib")
-    assert isinstance(loaded.category.steps[-1][1], classifier.CalibratedSVC)
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.1]] * 3)
+    fitted = classifier.CalibratedSVC(cv=2).fit(x, np.array(["a", "b", "a", "b"] * 3))
+    old = pickle.dumps(fitted, protocol=0).replace(b"csupportcli.classifier\n",
+                                                   b"csupportcli.model\n")
+    assert b"csupportcli.model\nCalibratedSVC" in old and b"supportcli.classifier" not in old
+    loaded = pickle.loads(old)
+    assert isinstance(loaded, classifier.CalibratedSVC)
+    assert isinstance(loaded.calibrated_classifiers_[0], classifier._Calibrated)
+    assert np.allclose(loaded.predict_proba(x), fitted.predict_proba(x))

@@ -65,3 +65,13 @@ def test_version_mismatch_rebuilds_default_into_state_dir_once(
     assert again.directory == loaded.directory
     assert rebuilt.stat().st_mtime_ns == stamp
     assert "rebuilding" not in caplog.text
+
+
+def test_models_of_the_schema_before_the_word_pairs_still_load() -> None:
+    import sklearn
+
+    versions = {"scikit-learn": sklearn.__version__}
+    assert not registry._version_mismatch({"versions": versions, "feature_schema": 3})
+    assert not registry._version_mismatch({"versions": versions, "feature_schema": 2})
+    assert registry._version_mismatch({"versions": versions, "feature_schema": 1})
+    assert registry._version_mismatch({"versions": versions, "feature_schema": 4})
