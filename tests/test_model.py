@@ -349,7 +349,7 @@ def test_views_train_the_category_of_their_own_text_only_never_a_validation_fold
                        np.array([1.0, 2.0, 1.0]), [["a", "b"], [], ["c"]])
     rows, (category, urgency), labels = data.rows(np.array([0, 1, 2]))
     assert rows == [*texts[:3], "a", "b", "c"]
-    owners = [0, 1, 2, 0, 0, 2]  # the word pairs are chosen on every row, a view's labels its text's
+    owners = [0, 1, 2, 0, 0, 2]  # word pairs are chosen on every row; a view has its text's labels
     assert labels.tolist() == [[cats[i], urgs[i]] for i in owners]
     assert category.used.tolist() == [0, 1, 2, 3, 4, 5]
     assert category.y.tolist() == [*cats[:3], cats[0], cats[0], cats[2]]
