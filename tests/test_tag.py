@@ -154,3 +154,26 @@ def test_untag_says_in_one_line_when_the_folder_is_gone_or_changed(
     err = capsys.readouterr().err
     assert f"folder '{tmp_path.name}' not found" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) <= 2  # the error, and at most a hint
+
+
+def test_tag_says_which_messages_it_left_alone_and_why(
+    server: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _setup(server, tmp_path, monkeypatch, count=3)
+    assert main(["--config", config, "sync"]) == 0
+    gone = min(server.uids(tmp_path.name))  # type: ignore[attr-defined]
+    with server.client() as client:  # type: ignore[attr-defined]
+        client.select_folder(tmp_path.name)
+        client.delete_messages([gone])
+        client.expunge()
+    capsys.readouterr()
+
+    assert main(["--config", config, "tag", "--apply"]) == 0
+    out, err = capsys.readouterr()
+    assert len([line for line in out.splitlines() if line.startswith("added")]) == 2
+    assert "left 1 message(s) alone:" in err
+    assert f"no longer in {tmp_path.name}" in err
+    assert gone not in _keywords(server, tmp_path.name)

@@ -290,9 +290,13 @@ def tag(
     if not context.quiet:
         done = f"run {result.run_id}: " if result.run_id else ""
         note = "" if apply else " (dry run: nothing changed; add --apply)"
-        stderr_console().print(
-            f"{done}{len(result.changes)} message(s) {verb.split()[-1]}{note}", markup=False
-        )
+        errors = stderr_console()
+        errors.print(f"{done}{len(result.changes)} message(s) {verb.split()[-1]}{note}",
+                     markup=False)  # fmt: skip
+        if result.skipped:
+            errors.print(f"left {len(result.skipped)} message(s) alone:", markup=False)
+            for why in result.skipped[:10]:
+                errors.print(f"  {sanitize.for_log(why, 120)}", markup=False)
 
 
 def untag(
