@@ -59,7 +59,7 @@ def pair_keys(x: sparse.csr_matrix, ranks: np.ndarray, n_words: int,
     rank = ranks[x.indices]
     found = np.flatnonzero(rank < n_words)
     entry_rows = np.searchsorted(x.indptr, found, side="right") - 1
-    order = np.sort(entry_rows * n_words + rank[found])  # by row, then rank
+    order = np.sort(entry_rows * n_words + rank[found].astype(np.int64))  # by row, then rank
     rows, word = np.divmod(order, n_words)
     counts = np.bincount(rows, minlength=n_rows)
     starts = np.cumsum(counts) - counts

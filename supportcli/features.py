@@ -334,8 +334,8 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         """Each column's rank among the pair words (0 best); the number of them if none."""
         ranks: np.ndarray | None = self.__dict__.get("_ranks")
         if ranks is None:
-            n = len(self.pair_words_)
-            ranks = np.full(len(self.block_), n, np.int64)
+            n = len(self.pair_words_)  # int16: a gather over every entry of a batch's matrix
+            ranks = np.full(len(self.block_), n, np.int16 if n < 2**15 else np.int32)
             ranks[self.pair_words_] = np.arange(n)
             self.__dict__["_ranks"] = ranks
         return ranks

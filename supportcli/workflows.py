@@ -22,7 +22,7 @@ from .store import Store, light_prediction
 
 log = logging.getLogger(__name__)
 BATCH = 500
-CLASSIFY_BATCH = 2000
+CLASSIFY_BATCH = 1000  # messages classified at once: bounds the feature matrices in memory
 
 
 @dataclass
