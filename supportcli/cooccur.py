@@ -81,8 +81,12 @@ def vocabulary(keys: np.ndarray, n_texts: int,
     if len(values) > max_pairs:
         chosen = np.sort(np.lexsort((values, -df))[:max_pairs])
         values, df = values[chosen], df[chosen]
-    idf = np.log((1 + n_texts) / (1 + df.astype(np.float64))) + 1
-    return values, idf
+    return values, smooth_idf(df, n_texts)
+
+
+def smooth_idf(df: np.ndarray, n_texts: int) -> np.ndarray:
+    """scikit-learn's smoothed idf, ``ln((1 + n) / (1 + df)) + 1``, for every text block."""
+    return np.log((1 + n_texts) / (1 + df.astype(np.float64))) + 1
 
 
 def columns(vocab: np.ndarray, n_words: int) -> np.ndarray:

@@ -321,8 +321,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
 
     def _fit_pairs(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
         n_words = int(np.searchsorted(self.vocabulary_keys_, np.uint64(CHAR_TAG)))
-        targets = y.reshape(len(y), -1)
-        self.pair_words_, self.pair_scores_ = cooccur.informative_words(x[:, :n_words], targets)
+        self.pair_words_, self.pair_scores_ = cooccur.informative_words(x[:, :n_words], y)
         self.__dict__.pop("_ranks", None)
         self.__dict__.pop("_pair_columns", None)
         _, keys = cooccur.pair_keys(x, self._pair_ranks(), len(self.pair_words_))
@@ -371,7 +370,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self.vocabulary_keys_ = all_keys[order]
         self.n_token_columns_ = int(word_keep.sum()) + len(chars)
         n_vocab = len(all_keys)
-        idf = np.log((1 + n) / (1 + all_df[order].astype(np.float64))) + 1
+        idf = cooccur.smooth_idf(all_df[order], n)
         self.idf_ = np.concatenate((idf, np.ones(len(CUE_FEATURE_NAMES))))
         block = np.zeros(n_vocab + len(CUE_FEATURE_NAMES), np.uint8)  # 0 words, 1 chars, 2 cues
         block[int(word_keep.sum()) : self.n_token_columns_] = 1
@@ -443,8 +442,9 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         x = self._with_pairs(self._matrix(words, chunks))
         return x, np.concatenate([empty, *(t.cues for t in chunks)])
 
-    def explain(self, text: str) -> dict[int, str]:
-        """Readable names of the columns that ``transform([text])`` sets."""
+    def explain(self, text: str, columns: np.ndarray | None = None) -> dict[int, str]:
+        """Readable names of the columns that ``transform([text])`` sets (``columns``: those
+        columns, when the caller has them already)."""
         names: dict[int, list[str]] = {}
         words = [t.rstrip("'-") for t in TOKEN.findall(str(text).lower())]
         index = self._key_index()
@@ -470,7 +470,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         n_base = len(self.block_)
         vocab = getattr(self, "pair_keys_", None)
         if vocab is not None:
-            cols = self.transform([text]).indices
+            cols = self.transform([text]).indices if columns is None else np.asarray(columns)
             for col in cols[cols >= n_base].tolist():
                 ranks = divmod(int(vocab[col - n_base]), len(self.pair_words_))
                 first, second = (int(self.pair_words_[r]) for r in ranks)

@@ -365,7 +365,7 @@ def top_features(pipeline: Pipeline, text: str, label: str, k: int = 8) -> list[
         1 if classes.index(label) == 1 else -1
     )
     if isinstance(features, TextFeatures):
-        explained = features.explain(text)
+        explained = features.explain(text, row.indices)
         names = [explained.get(j, f"feature #{j}") for j in row.indices]
     else:  # a FeatureUnion of schema-1 models
         all_names = features.get_feature_names_out()
