@@ -49,17 +49,16 @@ def informative_words(
     return best, score[best]
 
 
-def pair_keys(x: sparse.csr_matrix, ranks: np.ndarray, n_words: int,
+def pair_keys(rows: np.ndarray, ranks: np.ndarray, n_rows: int, n_words: int,
               per_text: int = PER_TEXT) -> tuple[np.ndarray, np.ndarray]:
-    """The (row, key) of every pair of candidate words within a row of ``x``, from each row's
-    ``per_text`` best candidates. ``ranks`` maps every column of ``x`` to its candidate's
-    rank (0 best) or to ``n_words`` when it is none. A key is ``a * n_words + b`` for the
-    ranks a < b. Sorted by row, then key."""
-    n_rows = x.shape[0]
-    rank = ranks[x.indices]
-    found = np.flatnonzero(rank < n_words)
-    entry_rows = np.searchsorted(x.indptr, found, side="right") - 1
-    order = np.sort(entry_rows * n_words + rank[found].astype(np.int64))  # by row, then rank
+    """The (row, key) of every pair of distinct candidate words within a row, from each row's
+    ``per_text`` best candidates. ``rows`` and ``ranks`` are the row of each word occurrence
+    and its candidate's rank (0 best; ``n_words`` or more: none), in any order, repeats
+    allowed. A key is ``a * n_words + b`` for the ranks a < b. Sorted by row, then key."""
+    found = ranks < n_words
+    # each row's distinct candidates, by row, then rank
+    order = np.sort(rows[found].astype(np.int64) * n_words + ranks[found])
+    order = order[np.concatenate(([True], order[1:] != order[:-1]))]  # sorting beats np.unique
     rows, word = np.divmod(order, n_words)
     counts = np.bincount(rows, minlength=n_rows)
     starts = np.cumsum(counts) - counts
@@ -102,16 +101,3 @@ def triangle(keys: np.ndarray, n_words: int) -> np.ndarray:
     """The place of pair keys ``a * n_words + b`` (a < b) in the upper triangle, row-major."""
     a, b = np.divmod(keys, n_words)
     return a * (2 * n_words - a - 1) // 2 + (b - a - 1)
-
-
-def pair_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, idf: np.ndarray,
-                weight: float) -> sparse.csr_matrix:
-    """Texts × pair columns from each pair's column (-1: not kept): the idf of each, each row
-    l2-normalised, times ``weight``."""
-    known = cols >= 0
-    rows, cols = rows[known], cols[known]
-    data = idf[cols]
-    norms = np.sqrt(np.bincount(rows, data * data, n_rows))
-    data *= weight / norms[rows]
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n_rows))))
-    return sparse.csr_matrix((data, cols, indptr), shape=(n_rows, len(idf)))

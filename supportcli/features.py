@@ -103,8 +103,9 @@ def _split_chunks(chunks: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 class _Words:
-    """Bounded table of distinct tokens: each one's feature columns, word hash (for word pairs)
-    and cue-trigger mask, and the (tokens × columns) matrix built from them."""
+    """Bounded table of distinct tokens: each one's feature columns, word column (-1: none; for
+    the word pairs), word hash (for word bigrams) and cue-trigger mask, and the (tokens ×
+    columns) matrix built from them."""
 
     def __init__(self, resolve: Any) -> None:
         self.resolve = resolve  # feature keys -> columns (-1: not a feature)
@@ -113,6 +114,7 @@ class _Words:
         self.hashes: list[int] = []
         self.cols: list[np.ndarray] = []
         self.lens: list[np.ndarray] = []
+        self.word_cols: list[np.ndarray] = []
         self.chunks: dict[str, int] = {}  # whitespace-separated chunk -> its tokens
         self._chunk_tids: list[np.ndarray] = []
         self._chunk_starts: list[np.ndarray] = []
@@ -126,7 +128,9 @@ class _Words:
         self.index.update(zip(tokens, count(len(self.hashes))))
         self.hashes.extend(infos.hashes.tolist())
         self.masks.extend(infos.masks)
-        self._append_columns(self.resolve(infos.keys), infos.lens)
+        cols = self.resolve(infos.keys)
+        self.word_cols.append(cols[infos.starts])  # a token's first key is its word's
+        self._append_columns(cols, infos.lens)
         self._matrix = self._vectors = None
 
     def _append_columns(self, cols: np.ndarray, lens: np.ndarray) -> None:
@@ -159,13 +163,14 @@ class _Words:
             new = [flat[i] for i in missing.tolist()]
             self._add_chunks(list(dict.fromkeys(new)))
             cids[missing] = np.fromiter(map(self.chunks.__getitem__, new), np.int64, len(new))
-        _, _, starts, lens, tids = self.vectors()
+        starts, lens, tids = self.vectors()[2:5]
         return tids[positions(starts, lens, cids)], lens[cids]
 
     def remapped(self, remap: np.ndarray) -> _Words:
         """The same tokens with their columns renumbered (``remap[old]``, -1 drops one)."""
         other = _Words(None)
         other.index, other.masks, other.hashes = self.index, self.masks, self.hashes
+        other.word_cols = [np.where(c >= 0, remap[c], -1) for c in self.word_cols]
         for cols, lens in zip(self.cols, self.lens, strict=True):
             other._append_columns(remap[cols], lens)
         return other
@@ -183,25 +188,26 @@ class _Words:
         return self._matrix
 
     def vectors(self) -> tuple[np.ndarray, ...]:
-        """Tokens' word hashes, whether each may start a cue; chunks' starts, lengths, tokens."""
+        """Tokens' word hashes, whether each may start a cue; chunks' starts, lengths, tokens;
+        tokens' word columns."""
         if self._vectors is None:
             self._vectors = (
                 np.array(self.hashes, np.uint64), np.array(self.masks, bool),
                 *(np.concatenate([np.zeros(0, np.int64), *parts]) for parts in
-                  (self._chunk_starts, self._chunk_lens, self._chunk_tids)),
+                  (self._chunk_starts, self._chunk_lens, self._chunk_tids, self.word_cols)),
             )
         return self._vectors
 
 
 @dataclass
 class _Tokens:
-    """One chunk of documents as token ids, word-pair keys and the cue block."""
+    """One chunk of documents as token ids, word-bigram keys and the cue block."""
 
     n: int
     tids: np.ndarray
     rows: np.ndarray  # document of each token
-    pair_rows: np.ndarray
-    pair_keys: np.ndarray
+    bigram_rows: np.ndarray
+    bigram_keys: np.ndarray
     cues: np.ndarray
 
 
@@ -268,13 +274,18 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self.max_cached_words = max_cached_words
         self.pair_weight = pair_weight
 
+    _CACHES = ("_words", "_index", "_ranks", "_pair_table", "_blocks")  # never pickled
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        state.pop("_words", None)
-        state.pop("_index", None)
-        state.pop("_ranks", None)
-        state.pop("_pair_columns", None)
+        for name in self._CACHES:
+            state.pop(name, None)
         return state
+
+    def _forget(self) -> None:
+        """Drop what was derived from the fitted attributes (they just changed)."""
+        for name in self._CACHES:
+            self.__dict__.pop(name, None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # models saved before the word-pair block have neither its setting nor its columns
@@ -302,56 +313,71 @@ class TextFeatures(TransformerMixin, BaseEstimator):
             totals = _grow(totals, len(ids)) + np.bincount(counts.indices, counts.data, len(ids))
             chunks.append((start, tok))
         keys = ids.keys()
-        pair_rows = [t.pair_rows.astype(np.uint64) + np.uint64(s) for s, t in chunks]
-        pair_keys = [t.pair_keys for _, t in chunks]
-        pairs, _ = _counted((np.concatenate([np.zeros(0, np.uint64), *pair_rows]) << U32)
-                            | (np.concatenate([np.zeros(0, np.uint64), *pair_keys]) & LOW32))
-        bigrams, bigram_df = _counted((pairs & LOW32) | BIGRAM_TAG)
+        row_parts = [t.bigram_rows.astype(np.uint64) + np.uint64(s) for s, t in chunks]
+        key_parts = [t.bigram_keys for _, t in chunks]
+        in_rows, _ = _counted((np.concatenate([np.zeros(0, np.uint64), *row_parts]) << U32)
+                              | (np.concatenate([np.zeros(0, np.uint64), *key_parts]) & LOW32))
+        bigrams, bigram_df = _counted((in_rows & LOW32) | BIGRAM_TAG)
         self._select(len(texts), keys, df, totals, bigrams, bigram_df)
-        self.__dict__.pop("_words", None)
-        self.__dict__.pop("_index", None)
+        self._forget()
         learn_pairs = y is not None and self.pair_weight > 0 and len(texts) > 0
         if not keep and not learn_pairs:
             return None
         final = words.remapped(self._key_index().get(keys))
-        x = self._matrix(final, [tok for _, tok in chunks])
+        tokenized = [tok for _, tok in chunks]
+        x = self._matrix(final, tokenized)
         if learn_pairs:
-            self._fit_pairs(x, np.asarray(y))
-        return self._with_pairs(x) if keep else None
+            self._fit_pairs(x, np.asarray(y), final, tokenized)
+            if keep and self._has_pairs():
+                x = self._matrix(final, tokenized)  # now with the pair block
+        return x if keep else None
 
-    def _fit_pairs(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
+    def _fit_pairs(self, x: sparse.csr_matrix, y: np.ndarray, words: _Words,
+                   chunks: list[_Tokens]) -> None:
         n_words = int(np.searchsorted(self.vocabulary_keys_, np.uint64(CHAR_TAG)))
         self.pair_words_, self.pair_scores_ = cooccur.informative_words(x[:, :n_words], y)
-        self.__dict__.pop("_ranks", None)
-        self.__dict__.pop("_pair_columns", None)
-        _, keys = cooccur.pair_keys(x, self._pair_ranks(), len(self.pair_words_))
-        vocab, self.pair_idf_ = cooccur.vocabulary(keys, x.shape[0])
+        self._forget()
+        keys = [self._pair_keys(words, tok)[1] for tok in chunks]
+        vocab, self.pair_idf_ = cooccur.vocabulary(np.concatenate(keys), x.shape[0])
         self.pair_keys_: np.ndarray | None = vocab
         self.n_features_out_ = len(self.block_) + len(vocab)
 
-    def _pair_ranks(self) -> np.ndarray:
-        """Each column's rank among the pair words (0 best); the number of them if none."""
-        ranks: np.ndarray | None = self.__dict__.get("_ranks")
-        if ranks is None:
-            n = len(self.pair_words_)  # int16: a gather over every entry of a batch's matrix
-            ranks = np.full(len(self.block_), n, np.int16 if n < 2**15 else np.int32)
-            ranks[self.pair_words_] = np.arange(n)
-            self.__dict__["_ranks"] = ranks
-        return ranks
-
-    def _with_pairs(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
-        """``x`` (the other blocks) with the word-pair block after it, if the model has one."""
+    def _has_pairs(self) -> bool:
         vocab = getattr(self, "pair_keys_", None)
-        if vocab is None or not len(vocab):
-            return x
+        return vocab is not None and len(vocab) > 0
+
+    def _pair_keys(self, words: _Words, tok: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+        """The (document, key) of each pair of pair words in one chunk of documents."""
+        ranks: np.ndarray | None = self.__dict__.get("_ranks")
+        if ranks is None:  # each column's rank among the pair words (0 best), else their number
+            n = len(self.pair_words_)
+            ranks = self.__dict__["_ranks"] = np.full(len(self.block_) + 1, n, np.int64)
+            ranks[self.pair_words_] = np.arange(n)  # and the last entry: column -1, no word
+        token_ranks = ranks[words.vectors()[5][tok.tids]]
+        return cooccur.pair_keys(tok.rows, token_ranks, tok.n, len(self.pair_words_))
+
+    def _pair_columns(self, words: _Words, tok: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+        """The (document, pair column) of each known pair in one chunk of documents."""
+        rows, keys = self._pair_keys(words, tok)
         n_words = len(self.pair_words_)
-        rows, keys = cooccur.pair_keys(x, self._pair_ranks(), n_words)
-        table: np.ndarray | None = self.__dict__.get("_pair_columns")
+        table: np.ndarray | None = self.__dict__.get("_pair_table")
         if table is None:
-            table = self.__dict__["_pair_columns"] = cooccur.columns(vocab, n_words)
+            assert self.pair_keys_ is not None  # the caller checked _has_pairs
+            table = self.__dict__["_pair_table"] = cooccur.columns(self.pair_keys_, n_words)
         cols = table[cooccur.triangle(keys, n_words)]
-        pairs = cooccur.pair_matrix(rows, cols, x.shape[0], self.pair_idf_, self.pair_weight)
-        return sparse.hstack([x, pairs], format="csr")
+        known = cols >= 0
+        return rows[known], cols[known]
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every output column's block (0 words, 1 chars, 2 cues, 3 pairs) and idf."""
+        columns: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_blocks")
+        if columns is None:
+            block, idf = self.block_, self.idf_
+            if self._has_pairs():
+                block = np.concatenate((block, np.full(len(self.pair_idf_), 3, np.uint8)))
+                idf = np.concatenate((idf, self.pair_idf_))
+            columns = self.__dict__["_blocks"] = (block, idf)
+        return columns
 
     def _select(self, n: int, keys: np.ndarray, df: np.ndarray, totals: np.ndarray,
                 bigrams: np.ndarray, bigram_df: np.ndarray) -> None:
@@ -395,35 +421,43 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         """The weighted matrix of tokenized chunks: one (documents × table rows) product with
         the table, whose last rows are the identity on the word-bigram and cue columns."""
         n_vocab, n_tokens = len(self.vocabulary_keys_), self.n_token_columns_
-        first = len(words.hashes)  # the identity rows of the bigrams and cues start here
+        first = len(words.hashes)  # the identity rows of the other blocks start here
         n_base = len(self.block_)  # every column but the word pairs'
-        extra = n_base - n_tokens
-        pair_row, cue_row = first - n_tokens, first + n_vocab - n_tokens  # table row of column 0
+        n_out = len(self._columns()[0])
+        extra = n_out - n_tokens
+        # the table row of column 0 of the word bigrams, the cues and the pairs
+        bigram_row, cue_row, pair_row = (first + start - n_tokens for start in (0, n_vocab, n_base))
         docs = [sparse.csr_matrix((0, first + extra))]
         for tok in chunks:
-            bigram_cols = self._key_index().get(tok.pair_keys)
+            bigram_cols = self._key_index().get(tok.bigram_keys)
             ok = bigram_cols >= 0
             cue_rows, cue_cols = np.nonzero(tok.cues)
-            rows = [tok.rows, tok.pair_rows[ok], cue_rows]
-            cols = [tok.tids, pair_row + bigram_cols[ok], cue_row + cue_cols]
+            rows = [tok.rows, tok.bigram_rows[ok], cue_rows]
+            cols = [tok.tids, bigram_row + bigram_cols[ok], cue_row + cue_cols]
+            if n_out > n_base:
+                pair_rows, pair_cols = self._pair_columns(words, tok)
+                rows.append(pair_rows)
+                cols.append(pair_row + pair_cols)
             docs.append(_doc_matrix(tok.n, rows, cols, first + extra))
         stacked = docs[-1] if len(docs) == 2 else sparse.vstack(docs, format="csr")
-        return self._weigh(stacked @ words.matrix(n_base, extra))
+        return self._weigh(stacked @ words.matrix(n_out, extra))
 
     def _weigh(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
         """In place: sublinear tf × idf, each text block l2-normalised and weighted; cues ×
         cue_weight. Row blocks at a time, to bound the temporaries."""
-        weights = np.array([self.word_weight, self.char_weight, 1.0])
+        weights = np.array([self.word_weight, self.char_weight, 1.0,
+                            getattr(self, "pair_weight", 0.0)])
+        block, idf = self._columns()
         for start in range(0, x.shape[0], self.CHUNK):
             stop = min(x.shape[0], start + self.CHUNK)
             lo, hi = x.indptr[start], x.indptr[stop]
             data, indices = x.data[lo:hi], x.indices[lo:hi]
             rows = np.diff(x.indptr[start : stop + 1])
-            slot = np.repeat(np.arange(0, 3 * (stop - start), 3), rows) + self.block_[indices]
+            slot = np.repeat(np.arange(0, 4 * (stop - start), 4), rows) + block[indices]
             np.log(data, out=data)
             data += 1.0
-            data *= self.idf_[indices]
-            norms = np.sqrt(np.bincount(slot, data * data, 3 * (stop - start))).reshape(-1, 3)
+            data *= idf[indices]
+            norms = np.sqrt(np.bincount(slot, data * data, 4 * (stop - start))).reshape(-1, 4)
             scale = np.divide(weights, norms, out=np.zeros_like(norms), where=norms > 0)
             scale[:, 2] = self.cue_weight
             data *= scale.ravel()[slot]
@@ -439,7 +473,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         step = self.CHUNK
         chunks = [_tokens(words, texts[s : s + step]) for s in range(0, len(texts), step)]
         empty = np.zeros((0, len(CUE_FEATURE_NAMES)), bool)
-        x = self._with_pairs(self._matrix(words, chunks))
+        x = self._matrix(words, chunks)
         return x, np.concatenate([empty, *(t.cues for t in chunks)])
 
     def explain(self, text: str, columns: np.ndarray | None = None) -> dict[int, str]:

@@ -69,26 +69,29 @@ def test_informative_words_are_scored_per_target_and_need_three_texts() -> None:
 
 
 def test_a_text_pairs_only_its_best_words() -> None:
-    n_cols, n_words = 100, 20
-    ranks = np.full(n_cols, n_words)
-    ranks[:n_words] = np.arange(n_words)[::-1]  # column 19 is the best word, column 0 the worst
-    x = sparse.csr_matrix(np.array([
-        [1.0] * 20 + [0.0] * 80,  # 20 candidates: pairs of the 12 best only
-        [0.0] * 5 + [1.0] + [0.0] * 94,  # one candidate: no pair
-        [0.0] * 30 + [1.0] * 70,  # no candidate at all
-        [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0] + [0.0] * 92,
-    ]))
-    for r in range(x.shape[0]):  # a row's columns may come in any order
-        x.indices[x.indptr[r] : x.indptr[r + 1]] = x.indices[x.indptr[r] : x.indptr[r + 1]][::-1]
-    rows, keys = cooccur.pair_keys(x, ranks, n_words)
-    expected = [a * n_words + b for a, b in combinations(range(12), 2)]
-    assert keys[rows == 0].tolist() == expected  # 66 pairs of ranks a < b, sorted
-    assert not (rows == 1).any() and not (rows == 2).any()
-    assert keys[rows == 3].tolist() == [12 * n_words + 16]  # columns 7 and 3
-    assert np.all(np.diff(rows) >= 0)
+    n_words = 20
+    ranks = np.arange(n_words)[::-1]  # word 19 is the best, word 0 the worst
+    none = n_words  # a word that is no candidate
+    texts = [
+        [*range(20), 3, 3, none],  # 20 candidates (one repeated): pairs of the 12 best
+        [5, none, none],  # one candidate: no pair
+        [none] * 4,  # no candidate at all
+        [7, none, 3, 7],  # words 7 and 3, 7 twice
+    ]
+    rows = np.repeat(np.arange(len(texts)), [len(t) for t in texts])
+    word = np.concatenate(texts)
+    rank = np.append(ranks, none)[word]
+    shuffled = np.random.default_rng(0).permutation(len(rows))  # occurrences in any order
+    for order in (np.arange(len(rows)), shuffled):
+        found_rows, keys = cooccur.pair_keys(rows[order], rank[order], len(texts), n_words)
+        expected = [a * n_words + b for a, b in combinations(range(12), 2)]
+        assert keys[found_rows == 0].tolist() == expected  # 66 pairs of ranks a < b, sorted
+        assert not (found_rows == 1).any() and not (found_rows == 2).any()
+        assert keys[found_rows == 3].tolist() == [12 * n_words + 16]  # words 7 and 3, once
+        assert np.all(np.diff(found_rows) >= 0)
 
 
-def test_pair_block_is_idf_weighted_normalised_and_drops_unknown_pairs() -> None:
+def test_pair_vocabulary_keeps_the_most_frequent_and_drops_unknown_pairs() -> None:
     n_words = 10
     vocab, idf = cooccur.vocabulary(np.array([5, 7, 7, 19, 19, 19]), n_texts=6)
     assert vocab.tolist() == [5, 7, 19] and idf[0] > idf[1] > idf[2]
@@ -97,10 +100,6 @@ def test_pair_block_is_idf_weighted_normalised_and_drops_unknown_pairs() -> None
     keys = np.array([5, 19, 8, 7, 89])  # 8 and 89 (ranks 8, 9) were never seen in training
     cols = table[cooccur.triangle(keys, n_words)]
     assert cols.tolist() == [0, 2, -1, 1, -1]
-    m = cooccur.pair_matrix(np.array([0, 0, 1, 2, 3]), cols, 4, idf, 0.6)
-    assert m.shape == (4, 3)
-    assert np.isclose(np.linalg.norm(m[0].toarray()), 0.6)
-    assert m[1].nnz == 0 and m[3].nnz == 0 and m[2].nnz == 1
     vocab, _ = cooccur.vocabulary(np.array([5, 7, 7, 9, 9, 9]), n_texts=6, max_pairs=2)
     assert vocab.tolist() == [7, 9]  # the most frequent
 
@@ -113,6 +112,12 @@ def test_features_fitted_with_labels_add_named_pairs_and_survive_pickling() -> N
     assert x.shape[1] == fitted.n_features_out_ == len(fitted.block_) + len(fitted.pair_keys_)
     pair_cols = x[:, len(fitted.block_):].toarray()
     assert np.allclose(np.linalg.norm(pair_cols, axis=1), fitted.pair_weight)
+    first = x[0, len(fitted.block_):]  # idf-weighted: proportional to each pair's idf
+    idf = fitted.pair_idf_[first.indices]
+    assert first.nnz > 1 and np.allclose(first.data, idf / np.linalg.norm(idf) * 0.6)
+    both = TextFeatures(min_df_chars=1).fit_transform(texts, labels)  # training's own matrix
+    assert both.shape == x.shape and np.allclose((both - x).toarray(), 0.0)
+    assert np.array_equal(fitted.transform(texts[:1]).toarray(), x[:1].toarray())
     names = fitted.explain("my transfer is late")
     assert "pair 'transfer' + 'late'" in names.values()
     again = pickle.loads(pickle.dumps(fitted))
