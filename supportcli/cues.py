@@ -153,7 +153,10 @@ _token_mask = lru_cache(maxsize=1 << 16)(token_mask)
 def _confirm(lowered: str, mask: int) -> int:
     """Bitmask of the patterns that match, checking only the alternatives in ``mask``."""
     alternatives, _, always = _alternatives()
-    mask |= always
+    return _confirm_in(alternatives, lowered, mask | always)
+
+
+def _confirm_in(alternatives: tuple[_Alternative, ...], lowered: str, mask: int) -> int:
     found = 0
     while mask:
         low = mask & -mask
@@ -198,13 +201,17 @@ def _shouting(texts: Sequence[str]) -> np.ndarray:
 
 def cue_columns(texts: Sequence[str], lowered: Sequence[str], masks: Iterable[int]) -> np.ndarray:
     """The cue block (documents × CUE_FEATURE_NAMES) as booleans, given each text's trigger mask."""
+    alternatives, _, always = _alternatives()
+    prefixes = [alternatives[bit].prefix for bit in range(always.bit_length()) if always >> bit & 1]
+    found = [
+        # a text without trigger words can only match the alternatives without one
+        _confirm_in(alternatives, low, mask | always)
+        if mask or any(prefix in low for prefix in prefixes) else 0
+        for low, mask in zip(lowered, masks, strict=True)
+    ]
+    bits = np.arange(_N_PATTERNS, dtype=np.uint64)
     out = np.zeros((len(texts), len(CUE_FEATURE_NAMES)), dtype=bool)
-    for i, (low, mask) in enumerate(zip(lowered, masks, strict=True)):
-        found = _confirm(low, mask)
-        while found:
-            low_bit = found & -found
-            found ^= low_bit
-            out[i, low_bit.bit_length() - 1] = True
+    out[:, :_N_PATTERNS] = (np.array(found, np.uint64)[:, None] >> bits) & np.uint64(1)
     out[:, _AUTOMATED_COL] = [AUTOMATED_MARK in t for t in texts]
     if len(texts):
         out[:, _CAPS_COL] = _shouting(texts)
