@@ -282,9 +282,9 @@ class TextFeatures(TransformerMixin, BaseEstimator):
             state.pop(name, None)
         return state
 
-    def _forget(self) -> None:
+    def _forget(self, names: tuple[str, ...] = _CACHES) -> None:
         """Drop what was derived from the fitted attributes (they just changed)."""
-        for name in self._CACHES:
+        for name in names:
             self.__dict__.pop(name, None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -336,7 +336,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
                    chunks: list[_Tokens]) -> None:
         n_words = int(np.searchsorted(self.vocabulary_keys_, np.uint64(CHAR_TAG)))
         self.pair_words_, self.pair_scores_ = cooccur.informative_words(x[:, :n_words], y)
-        self._forget()
+        self._forget(("_ranks", "_pair_table", "_blocks"))  # the pairs' (the rest stands)
         keys = [self._pair_keys(words, tok)[1] for tok in chunks]
         vocab, self.pair_idf_ = cooccur.vocabulary(np.concatenate(keys), x.shape[0])
         self.pair_keys_: np.ndarray | None = vocab

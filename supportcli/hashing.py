@@ -296,15 +296,21 @@ class KeyIndex:
         self.keys[slots], self.values[slots] = keys[order], order
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        out = np.full(len(keys), -1, np.int64)
+        """Each key's column, -1 when it is none. The first probe is done for every key at
+        once; only the keys that met another key probe on."""
         pos = (keys & np.uint64(self.mask)).astype(np.int64)
-        todo = np.arange(len(keys))
+        found = self.keys[pos]
+        hit = found == keys
+        out = np.where(hit, self.values[pos], -1)
+        todo = np.flatnonzero(~hit & (found != 0))
+        pos = pos[todo]
         while len(todo):
-            found = self.keys[pos[todo]]
+            pos += 1
+            found = self.keys[pos]
             hit = found == keys[todo]
-            out[todo[hit]] = self.values[pos[todo[hit]]]
-            todo = todo[~hit & (found != 0)]
-            pos[todo] += 1
+            out[todo[hit]] = self.values[pos[hit]]
+            live = ~hit & (found != 0)
+            todo, pos = todo[live], pos[live]
         return out
 
 
