@@ -10,7 +10,8 @@ Speed comes from mail repeating the same words: each distinct word's features (i
 unigram, its character n-grams, which cue patterns it could start: ``hashing``) are computed
 once and kept in a bounded table; a batch of documents is then a sparse (documents × words)
 count matrix times the (words × features) table, plus word bigrams hashed from neighbouring
-words with numpy.
+words with numpy and the word pairs (``cooccur``) found from each token's word column, all in
+that one product.
 """
 
 from __future__ import annotations
