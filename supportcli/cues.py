@@ -150,13 +150,8 @@ def token_mask(token: str) -> int:
 _token_mask = lru_cache(maxsize=1 << 16)(token_mask)
 
 
-def _confirm(lowered: str, mask: int) -> int:
+def _confirm(alternatives: tuple[_Alternative, ...], lowered: str, mask: int) -> int:
     """Bitmask of the patterns that match, checking only the alternatives in ``mask``."""
-    alternatives, _, always = _alternatives()
-    return _confirm_in(alternatives, lowered, mask | always)
-
-
-def _confirm_in(alternatives: tuple[_Alternative, ...], lowered: str, mask: int) -> int:
     found = 0
     while mask:
         low = mask & -mask
@@ -205,7 +200,7 @@ def cue_columns(texts: Sequence[str], lowered: Sequence[str], masks: Iterable[in
     prefixes = [alternatives[bit].prefix for bit in range(always.bit_length()) if always >> bit & 1]
     found = [
         # a text without trigger words can only match the alternatives without one
-        _confirm_in(alternatives, low, mask | always)
+        _confirm(alternatives, low, mask | always)
         if mask or any(prefix in low for prefix in prefixes) else 0
         for low, mask in zip(lowered, masks, strict=True)
     ]
