@@ -142,8 +142,17 @@ class _Words:
         self.lens.append(np.bincount(owner[valid], minlength=len(lens)))
 
     def _add_chunks(self, chunks: list[str]) -> None:
-        """Add new chunks (distinct, not yet in the table) and the new tokens they hold."""
-        flat, lens = _split_chunks(chunks)
+        """Add new chunks (distinct, not yet in the table) and the new tokens they hold. A chunk
+        of word characters only (``\\w`` is ``isalnum`` or ``_``) is one token, itself: only the
+        others go through the regex, and they are numbered after the plain ones."""
+        plain = [c for c in chunks if c.isalnum()]
+        if plain:
+            other = [c for c in chunks if not c.isalnum()]
+            tokens, lens = _split_chunks(other)
+            chunks, flat = plain + other, plain + tokens
+            lens = np.concatenate((np.ones(len(plain), np.int64), lens))
+        else:
+            flat, lens = _split_chunks(chunks)
         index = self.index
         new = [t for t in dict.fromkeys(flat) if t not in index]
         if new:
@@ -158,12 +167,20 @@ class _Words:
     def lookup(self, flat: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The token ids of whitespace-separated chunks, in order, and the count per chunk.
         (No token of ``TOKEN`` spans whitespace, so this equals ``findall`` on the text.)"""
-        cids = np.fromiter(map(self.chunks.get, flat, repeat(-1)), np.int64, len(flat))
-        missing = np.flatnonzero(cids < 0)
-        if len(missing):
+        chunks = self.chunks
+        cids = missing = None
+        if chunks:
+            cids = np.fromiter(map(chunks.get, flat, repeat(-1)), np.int64, len(flat))
+            missing = np.flatnonzero(cids < 0)
+        if cids is None or missing is None or 2 * len(missing) > len(flat):
+            # mostly new (a fresh table: the first call): one pass for the distinct new chunks,
+            # one to look every chunk up
+            self._add_chunks([c for c in dict.fromkeys(flat) if c not in chunks])
+            cids = np.fromiter(map(chunks.__getitem__, flat), np.int64, len(flat))
+        elif len(missing):
             new = [flat[i] for i in missing.tolist()]
             self._add_chunks(list(dict.fromkeys(new)))
-            cids[missing] = np.fromiter(map(self.chunks.__getitem__, new), np.int64, len(new))
+            cids[missing] = np.fromiter(map(chunks.__getitem__, new), np.int64, len(new))
         starts, lens, tids = self.vectors()[2:5]
         return tids[positions(starts, lens, cids)], lens[cids]
 

@@ -1,6 +1,6 @@
 """Feature keys of words, hashed in bulk: each token's word and character 3-5-gram keys (seeded
 32-bit MurmurHash3, tagged by kind), computed for many new tokens at once with numpy and kept
-in a bounded store shared by the process; and hash tables from feature keys to columns.
+in a bounded store shared by the process; and the index from feature keys to columns.
 
 ``token_info`` is the definition, one token at a time; ``new_infos`` computes the same values
 for many tokens at once (tested against it), ``STORE`` keeps them.
@@ -185,7 +185,7 @@ class _Utf8:
 
     def __init__(self, strings: list[str], pad: int = 0) -> None:
         space = " " * pad
-        joined = "".join(f"{space}{s}{space}" for s in strings)
+        joined = f"{space}{(space + space).join(strings)}{space}" if strings else ""
         self.lens = np.fromiter(map(len, strings), np.int64, len(strings)) + 2 * pad
         self.starts = np.cumsum(self.lens) - self.lens
         if joined.isascii():
@@ -277,40 +277,57 @@ class Ids:
 
 
 class KeyIndex:
-    """Linear-probing hash table from feature keys to columns, built and looked up with numpy.
+    """Feature keys to columns: the keys sorted, and a directory of buckets over them.
 
-    Keys are placed in the order of their home slot, each in the first free slot at or after
-    it: slot i of that order is ``i + max(home[j] - j for j <= i)``, one running maximum. The
-    table runs past its last home slot instead of wrapping, and ends in an empty slot."""
+    A key's bucket is its tag (the high 32 bits, from a small range) and the top bits of its
+    32-bit hash; bucket order is key order, so each bucket is one run of the sorted keys, found
+    by a count per bucket. There are about as many buckets per tag as keys of the largest tag,
+    so a lookup reads one or two keys. Building it needs no sort when the keys come sorted
+    (a fitted vocabulary does), which keeps a freshly loaded model's first call cheap."""
+
+    MAX_TAGS = 1 << 16
 
     def __init__(self, keys: np.ndarray) -> None:
-        size = 1 << max(4, int(2 * len(keys)).bit_length())
-        self.mask = size - 1
-        home = (keys & np.uint64(self.mask)).astype(np.int64)
-        order = np.argsort(home)  # any order within a home slot will do
-        rank = np.arange(len(keys))
-        slots = rank + np.maximum.accumulate(home[order] - rank) if len(keys) else rank
-        length = max(size, int(slots[-1]) + 1 if len(keys) else 0) + 1
-        self.keys = np.zeros(length, np.uint64)  # 0 = empty; every key has a non-zero tag
-        self.values = np.full(length, -1, np.int64)
-        self.keys[slots], self.values[slots] = keys[order], order
+        keys = np.asarray(keys, np.uint64)
+        self.order: np.ndarray | None = None  # the columns of the sorted keys (None: in order)
+        if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
+            self.order = np.argsort(keys, kind="stable")
+            keys = keys[self.order]
+        self.keys = keys
+        high = (keys >> U32).astype(np.int64)
+        self.first_tag = int(high[0]) if len(keys) else 0
+        tags = np.bincount(high - self.first_tag) if len(keys) else np.zeros(1, np.int64)
+        if len(tags) > self.MAX_TAGS:
+            raise ValueError("feature keys span too many tags")
+        self.bits = min(32, int(tags.max()).bit_length())
+        self.starts = np.zeros((len(tags) << self.bits) + 1, np.int64)
+        np.cumsum(np.bincount(self._bucket(keys), minlength=len(self.starts) - 1),
+                  out=self.starts[1:])
+
+    def _bucket(self, keys: np.ndarray) -> np.ndarray:
+        tag = (keys >> U32).astype(np.int64) - self.first_tag
+        return (tag << self.bits) | ((keys & LOW32) >> np.uint64(32 - self.bits)).astype(np.int64)
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's column, -1 when it is none. The first probe is done for every key at
-        once; only the keys that met another key probe on."""
-        pos = (keys & np.uint64(self.mask)).astype(np.int64)
-        found = self.keys[pos]
-        hit = found == keys
-        out = np.where(hit, self.values[pos], -1)
-        todo = np.flatnonzero(~hit & (found != 0))
-        pos = pos[todo]
+        """Each key's column, -1 when it is none: every key reads the first key of its bucket at
+        once; those that met a smaller one read on."""
+        keys = np.asarray(keys, np.uint64)
+        out = np.full(len(keys), -1, np.int64)
+        if not len(self.keys):
+            return out
+        todo = np.flatnonzero((keys >= self.keys[0]) & (keys <= self.keys[-1]))
+        want = keys[todo]
+        bucket = self._bucket(want)
+        pos, end = self.starts[bucket], self.starts[bucket + 1]
         while len(todo):
-            pos += 1
+            live = pos < end
+            todo, want, pos, end = todo[live], want[live], pos[live], end[live]
             found = self.keys[pos]
-            hit = found == keys[todo]
-            out[todo[hit]] = self.values[pos[hit]]
-            live = ~hit & (found != 0)
-            todo, pos = todo[live], pos[live]
+            hit = found == want
+            out[todo[hit]] = pos[hit]
+            on = found < want
+            todo, want, pos, end = todo[on], want[on], pos[on] + 1, end[on]
+        if self.order is not None:
+            known = out >= 0
+            out[known] = self.order[out[known]]
         return out
-
-

@@ -377,18 +377,23 @@ def test_tokens_hashed_together_get_the_keys_of_one_by_one(
 
 
 def test_key_index_finds_every_key_and_only_those() -> None:
-    rng = np.random.default_rng(5)
-    keys = rng.integers(1, 2**40, size=5000, dtype=np.uint64)
-    # crowd the last home slots: many keys share their low bits, so probing runs past the end
-    crowded = (rng.integers(1, 2**20, size=300, dtype=np.uint64) << np.uint64(20)) | np.uint64(
-        (1 << 14) - 1)
-    keys = np.unique(np.concatenate((keys, crowded)))
-    rng.shuffle(keys)
-    index = hashing.KeyIndex(keys)
-    assert index.get(keys).tolist() == list(range(len(keys)))
-    absent = np.setdiff1d(rng.integers(1, 2**40, size=2000, dtype=np.uint64), keys)
-    assert (index.get(absent) == -1).all()
+    rng = random.Random(5)
+    tags = [hashing.WORD_TAG, hashing.CHAR_TAG, 3 << 32]
+    spread = [rng.choice(tags) | rng.getrandbits(32) for _ in range(5000)]
+    # crowd one bucket: 300 keys of one tag whose hashes share their top 12 bits
+    crowded = [hashing.CHAR_TAG | 0xABC << 20 | rng.getrandbits(20) for _ in range(300)]
+    edges = [hashing.WORD_TAG, hashing.WORD_TAG | 0xFFFFFFFF, (3 << 32) | 0xFFFFFFFF]
+    keys = np.array(sorted(set(spread + crowded + edges)), np.uint64)
+    absent = np.array(sorted({rng.choice([0, 5 << 32, *tags]) | rng.getrandbits(32)
+                              for _ in range(3000)} - set(keys.tolist())), np.uint64)
+    for order in (np.arange(len(keys)), np.random.default_rng(5).permutation(len(keys))):
+        index = hashing.KeyIndex(keys[order])  # a vocabulary comes sorted; any order works
+        assert index.get(keys[order]).tolist() == list(range(len(keys)))
+        assert (index.get(absent) == -1).all()
+        both = np.concatenate((absent[:50], keys[order][::-1]))
+        assert index.get(both).tolist() == [-1] * 50 + list(range(len(keys)))[::-1]
     assert hashing.KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
+    assert hashing.KeyIndex(keys[:1]).get(keys[:3]).tolist() == [0, -1, -1]
 
 
 @pytest.mark.parametrize("extra", [[], ["\ua66e"], ["a\ua66eb,c"], ["x-\ua66e"]])
@@ -403,6 +408,21 @@ def test_chunks_split_in_one_pass_give_the_tokens_of_each(extra: list[str]) -> N
     assert flat == [t for tokens in each for t in tokens]
     none, no_lens = features._split_chunks([])
     assert none == [] and len(no_lens) == 0
+
+
+def test_token_table_gives_the_tokens_of_every_chunk_fresh_partly_new_and_known() -> None:
+    rng = random.Random(12)
+    alphabet = "ab1_'-,.!é²½ß"  # ² ½: \w (numeric) as isalnum says; plain chunks skip the regex
+    def chunks(n: int) -> list[str]:
+        return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(n)]
+    first, more = chunks(300), chunks(60)
+    words = features._Words(lambda keys: np.full(len(keys), -1, np.int64))
+    for batch in (first, first[:200] + more, more + first):  # fresh, a few new, all known
+        tids, lens = words.lookup(batch)
+        by_id = list(words.index)
+        each = [re.findall(r"\w[\w'-]*", c) for c in batch]
+        assert lens.tolist() == [len(tokens) for tokens in each]
+        assert [by_id[t] for t in tids.tolist()] == [t for tokens in each for t in tokens]
 
 
 def test_lone_surrogates_and_astral_characters_are_featurized() -> None:
