@@ -168,10 +168,15 @@ def _confirm(alternatives: tuple[_Alternative, ...], lowered: str, mask: int) ->
     return found
 
 
+_CASE_TABLE_SIZE = 0x800  # Latin, Greek, Cyrillic, Hebrew, Arabic: a table; the rest: per text
+
+
 @cache
 def _case_table() -> np.ndarray:
-    """Per BMP code point: 1 for a letter, 1 + 2**16 for an upper-case letter."""
-    return np.fromiter((_case_weight(chr(i)) for i in range(0x10000)), np.int32, 0x10000)
+    """Per code point below ``_CASE_TABLE_SIZE``: 1 for a letter, 1 + 2**16 for an upper-case
+    letter (2,048 entries: built in a millisecond when a process first needs it)."""
+    chars = [chr(i) for i in range(_CASE_TABLE_SIZE)]
+    return np.fromiter(map(_case_weight, chars), np.int32, _CASE_TABLE_SIZE)
 
 
 def _case_weight(char: str) -> int:
@@ -183,10 +188,13 @@ def _shouting(texts: Sequence[str]) -> np.ndarray:
     heads = [t[:1500] for t in texts]
     lengths = np.fromiter(map(len, heads), np.int64, len(heads))
     points = np.frombuffer("".join(heads).encode("utf-32-le", "surrogatepass"), np.uint32)
-    weights = np.append(_case_table()[np.minimum(points, 0xFFFF)], 0)
-    astral = np.flatnonzero(points > 0xFFFF)
-    if len(astral):
-        weights[astral] = [_case_weight(chr(p)) for p in points[astral].tolist()]
+    table = _case_table()
+    weights = np.append(table[np.minimum(points, len(table) - 1)], 0)
+    rare = np.flatnonzero(points >= len(table))
+    if len(rare):  # each distinct code point beyond the table once
+        distinct, where = np.unique(points[rare], return_inverse=True)
+        found = np.array([_case_weight(chr(p)) for p in distinct.tolist()], np.int32)
+        weights[rare] = found[where]
     sums = np.add.reduceat(weights, np.cumsum(lengths) - lengths)
     sums[lengths == 0] = 0
     letters, capitals = sums & 0xFFFF, sums >> 16

@@ -128,6 +128,19 @@ def test_order_automated_and_shouting_columns() -> None:
     assert rows[:, caps].tolist() == [False, False, True, False, False]
 
 
+@pytest.mark.parametrize(("text", "shouting"), [
+    ("ΠΟΥ ΕΙΝΑΙ Η ΠΑΡΑΓΓΕΛΙΑ ΜΟΥ ΠΕΡΙΜΕΝΩ ΤΡΕΙΣ ΕΒΔΟΜΑΔΕΣ", True),  # Greek: in the table
+    ("ГДЕ МОЙ ЗАКАЗ Я ЖДУ УЖЕ ТРИ НЕДЕЛИ И НИЧЕГО", True),  # Cyrillic: in the table
+    ("ＷＨＥＲＥ ＩＳ ＭＹ ＰＡＲＣＥＬ ＩＴ ＩＳ ＬＡＴＥ ＡＧＡＩＮ", True),  # fullwidth: beyond
+    ("𐐀𐐁𐐂𐐃𐐄𐐅𐐆𐐇𐐈𐐉𐐊𐐋𐐌𐐍𐐎𐐏𐐐𐐑𐐒𐐓𐐔𐐕", True),  # Deseret capitals: astral
+    ("我的订单在哪里我已经等了三个星期了还没有收到任何消息", False),  # letters without case
+    ("ＷＨＥＲＥ is my parcel it is late again and again", False),  # mostly lower case
+])
+def test_shouting_counts_capitals_of_every_script(text: str, shouting: bool) -> None:
+    caps = CUE_FEATURE_NAMES.index("cue: shouting (capitals)")
+    assert bool(cue_matrix([text, "ok"])[0, caps]) == _reference_cues(text)[caps] == shouting
+
+
 def _reference_cues(text: str) -> list[bool]:
     """The cue block computed the slow, obvious way: each regex over the whole text."""
     row = [bool(pattern.search(text)) for _, pattern, _ in CUES]
