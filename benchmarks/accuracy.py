@@ -12,18 +12,23 @@ on them. For supportcli also the expected calibration error of its confidence (t
 probability, 10 bins, out of fold), as `supportcli evaluate` computes it. Prints tables of
 macro-F1 and accuracy, throughput, and training time.
 
-Throughput is timed twice per fold: the first predict call after fitting (supportcli's
-per-token table is empty, as in a fresh process) and a second call on the same texts (the
-table warm, as in a long run). The folds are small (a few hundred to 2,000 texts), so these
-figures are noisy, so the ratio is given twice: from the median throughput over the sets, and
-pooled (every text of every set over the time of all the calls); benchmarks/throughput.py
-measures bulk classification of whole emails.
+Throughput is timed per fold as a fresh process pays it: each fitted pipeline is pickled, then
+loaded and asked to classify the fold's texts, with supportcli's process-wide token store
+emptied first (its per-model tables are never pickled, so they start empty too). Three timings:
+load + first call (what one `supportcli` run pays), the first call alone, and a second call on
+the same texts (warm). The three methods take turns, three rounds per fold, and each timing is
+the best of its three rounds: the folds are small (172 to 2,000 texts, 5 to 100 ms a call) and
+this machine's noise is of that size. The ratios to the LinearSVC baseline are given per set,
+as the median over the sets, and pooled (every text of every set over the summed times);
+benchmarks/throughput.py measures bulk classification of whole emails.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gc
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -44,9 +49,12 @@ from supportcli import dataset, model, registry, resources  # noqa: E402
 from supportcli.config import load_settings  # noqa: E402
 from supportcli.evaluation import calibration  # noqa: E402
 from supportcli.features import to_text  # noqa: E402
+from supportcli.hashing import STORE  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SEED = 0
+ROUNDS = 3  # timing rounds per fold; each timing is the best round
+TIMINGS = ("fresh", "first", "warm")  # load + first call, first call alone, second call
 
 
 def baseline_svc() -> object:
@@ -110,36 +118,60 @@ def cross_validate(texts: list[str], labels: list[str]) -> dict[str, dict[str, f
     counts = np.unique(y, return_counts=True)[1]
     folds = StratifiedKFold(n_splits=min(5, int(counts.min())), shuffle=True, random_state=SEED)
     X = np.asarray(texts, dtype=object)
-    results: dict[str, dict[str, float]] = {}
-    for name, make in METHODS.items():
-        predicted = np.empty(len(y), dtype=object)
-        confidence = np.zeros(len(y))
-        fit_s = predict_s = warm_s = 0.0
-        for train, test in folds.split(X, y):
+    predicted = {name: np.empty(len(y), dtype=object) for name in METHODS}
+    confidence = np.zeros(len(y))
+    fit_s = dict.fromkeys(METHODS, 0.0)
+    seconds = {name: dict.fromkeys(TIMINGS, 0.0) for name in METHODS}
+    for train, test in folds.split(X, y):
+        test_texts = list(X[test])
+        saved = {}
+        for name, make in METHODS.items():
             pipeline = make()
             t0 = time.perf_counter()
             pipeline.fit(list(X[train]), y[train])  # type: ignore[attr-defined]
-            t1 = time.perf_counter()
-            predicted[test] = pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
-            t2 = time.perf_counter()
-            pipeline.predict(list(X[test]))  # type: ignore[attr-defined]
-            warm_s += time.perf_counter() - t2
-            fit_s += t1 - t0
-            predict_s += t2 - t1
+            fit_s[name] += time.perf_counter() - t0
+            predicted[name][test] = pipeline.predict(test_texts)  # type: ignore[attr-defined]
             if name == "supportcli":
-                probs = pipeline.predict_proba(list(X[test]))  # type: ignore[attr-defined]
+                probs = pipeline.predict_proba(test_texts)  # type: ignore[attr-defined]
                 confidence[test] = probs.max(axis=1)
+            saved[name] = pickle.dumps(pipeline)
+        best = {name: dict.fromkeys(TIMINGS, np.inf) for name in METHODS}
+        for round_ in range(ROUNDS):
+            names = list(METHODS)
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                took = fresh_process(saved[name], test_texts)
+                for timing, seconds_ in zip(TIMINGS, took, strict=True):
+                    best[name][timing] = min(best[name][timing], seconds_)
+        for name in METHODS:
+            for timing in TIMINGS:
+                seconds[name][timing] += best[name][timing]
+    results: dict[str, dict[str, float]] = {}
+    for name in METHODS:
+        guessed = predicted[name].astype(str)
         results[name] = {
-            "macro_f1": float(f1_score(y, predicted.astype(str), average="macro")),
-            "accuracy": float(accuracy_score(y, predicted.astype(str))),
-            "fit_s": fit_s,
-            "msgs_per_s": len(y) / predict_s,
-            "warm_msgs_per_s": len(y) / warm_s,
-            "predict_s": predict_s,
-            "warm_s": warm_s,
-            "ece": calibration(confidence, predicted.astype(str) == y)[0],
+            "macro_f1": float(f1_score(y, guessed, average="macro")),
+            "accuracy": float(accuracy_score(y, guessed)),
+            "fit_s": fit_s[name],
+            **{f"{timing}_s": seconds[name][timing] for timing in TIMINGS},
         }
+    right = predicted["supportcli"].astype(str) == y
+    results["supportcli"]["ece"] = calibration(confidence, right)[0]
     return results
+
+
+def fresh_process(saved: bytes, texts: list[str]) -> tuple[float, float, float]:
+    """Seconds to load a pickled pipeline and classify ``texts`` once, the first call alone, and
+    a second call, starting as a new process would: supportcli's token store empty."""
+    STORE.clear()
+    gc.collect()
+    t0 = time.perf_counter()
+    pipeline = pickle.loads(saved)
+    t1 = time.perf_counter()
+    pipeline.predict(texts)
+    t2 = time.perf_counter()
+    pipeline.predict(texts)
+    t3 = time.perf_counter()
+    return t2 - t0, t2 - t1, t3 - t2
 
 
 def default_model_transfer() -> None:
@@ -170,9 +202,9 @@ def main() -> None:
     print("5-fold stratified CV, seed 0, macro-F1 (accuracy)")
     print(header)
     totals = dict.fromkeys(METHODS, 0.0)
-    speed: dict[str, list[float]] = {m: [] for m in METHODS}
-    warm: dict[str, list[float]] = {m: [] for m in METHODS}
-    seconds = {m: np.zeros(2) for m in METHODS}  # first and second calls, all sets
+    rates: dict[str, list[list[float]]] = {m: [] for m in METHODS}  # per set: msgs/s per timing
+    seconds = {m: np.zeros(len(TIMINGS)) for m in METHODS}  # all sets
+    names: list[str] = []
     n_texts = 0
     for name, target, texts, labels in sets(args.quick):
         results = cross_validate(texts, labels)
@@ -183,26 +215,33 @@ def main() -> None:
         print(f"{name:22} {target:8} {len(texts):>6}  {cells}  {ece:>14.3f}", flush=True)
         for m in METHODS:
             totals[m] += results[m]["macro_f1"]
-            speed[m].append(results[m]["msgs_per_s"])
-            warm[m].append(results[m]["warm_msgs_per_s"])
-            seconds[m] += (results[m]["predict_s"], results[m]["warm_s"])
+            taken = np.array([results[m][f"{timing}_s"] for timing in TIMINGS])
+            rates[m].append(list(len(texts) / taken))
+            seconds[m] += taken
+        names.append(name)
         n_texts += len(texts)
     print(f"{'sum of macro-F1':38}  " + "  ".join(f"{totals[m]:>18.3f}" for m in METHODS))
-    for label, measured in (("first call", speed), ("second call", warm)):
-        ours, plain = np.median(measured["supportcli"]), np.median(measured["tfidf+LinearSVC"])
-        ratios = np.array(measured["supportcli"]) / np.array(measured["tfidf+LinearSVC"])
-        print(
-            f"classification throughput, {label} per fold (median msgs/s over the sets): "
-            f"supportcli {ours:,.0f}, baseline {plain:,.0f}, ratio {ours / plain:.2f} "
-            f"(target ≥ 0.70); per set " + " ".join(f"{r:.2f}" for r in ratios)
-        )
-    ours, plain = n_texts / seconds["supportcli"], n_texts / seconds["tfidf+LinearSVC"]
-    print(
-        f"classification throughput pooled over all {n_texts:,} texts (first / second call): "
-        f"supportcli {ours[0]:,.0f} / {ours[1]:,.0f} msgs/s, baseline {plain[0]:,.0f} / "
-        f"{plain[1]:,.0f}, ratio {ours[0] / plain[0]:.2f} / {ours[1] / plain[1]:.2f}"
-    )
+    print_throughput(names, rates, seconds, n_texts)
     default_model_transfer()
+
+
+def print_throughput(names: list[str], rates: dict[str, list[list[float]]],
+                     seconds: dict[str, np.ndarray], n_texts: int) -> None:
+    ours, plain = np.array(rates["supportcli"]), np.array(rates["tfidf+LinearSVC"])
+    ratios = ours / plain
+    print(f"\nClassification throughput, msgs/s (fresh process, best of {ROUNDS} rounds per fold):")
+    print(f"{'set':22} {'load + first call':>26} {'first call alone':>26} {'second call':>26}")
+    print(f"{'':22}" + f" {'supportcli':>10} {'baseline':>8} {'ratio':>6}" * 3)
+    for i, name in enumerate(names):
+        cells = "".join(f" {ours[i, t]:>10,.0f} {plain[i, t]:>8,.0f} {ratios[i, t]:>6.2f}"
+                        for t in range(len(TIMINGS)))
+        print(f"{name:22}{cells}")
+    median = np.median(ours, axis=0) / np.median(plain, axis=0)
+    pooled = seconds["tfidf+LinearSVC"] / seconds["supportcli"]
+    print(f"{'ratio of the medians':22}" + "".join(f" {'':>19} {r:>6.2f}" for r in median))
+    print(f"{'pooled, ' + format(n_texts, ',') + ' texts':22}"
+          + "".join(f" {'':>19} {r:>6.2f}" for r in pooled))
+    print("target: supportcli >= 0.70 x the baseline's throughput")
 
 
 if __name__ == "__main__":
