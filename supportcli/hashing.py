@@ -282,7 +282,7 @@ class KeyIndex:
     A key's bucket is its tag (the high 32 bits, from a small range) and the top bits of its
     32-bit hash; bucket order is key order, so each bucket is one run of the sorted keys, found
     by a count per bucket. There are about as many buckets per tag as keys of the largest tag,
-    so a lookup reads one or two keys. Building it needs no sort when the keys come sorted
+    so most buckets hold at most two keys. Building it needs no sort when the keys come sorted
     (a fitted vocabulary does), which keeps a freshly loaded model's first call cheap."""
 
     MAX_TAGS = 1 << 16
@@ -293,40 +293,47 @@ class KeyIndex:
         if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
             self.order = np.argsort(keys, kind="stable")
             keys = keys[self.order]
-        self.keys = keys
+        self._padded = np.append(keys, np.zeros(2, np.uint64))  # reading pos + 1 needs no check
+        self.keys = self._padded[:-2]
         high = (keys >> U32).astype(np.int64)
         self.first_tag = int(high[0]) if len(keys) else 0
         tags = np.bincount(high - self.first_tag) if len(keys) else np.zeros(1, np.int64)
         if len(tags) > self.MAX_TAGS:
             raise ValueError("feature keys span too many tags")
+        self.n_tags = len(tags)
         self.bits = min(32, int(tags.max()).bit_length())
         self.starts = np.zeros((len(tags) << self.bits) + 1, np.int64)
         np.cumsum(np.bincount(self._bucket(keys), minlength=len(self.starts) - 1),
                   out=self.starts[1:])
 
     def _bucket(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's bucket; a key of a tag outside the index falls into the first or last
+        tag's buckets, where no key equals it."""
         tag = (keys >> U32).astype(np.int64) - self.first_tag
+        np.clip(tag, 0, self.n_tags - 1, out=tag)
         return (tag << self.bits) | ((keys & LOW32) >> np.uint64(32 - self.bits)).astype(np.int64)
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's column, -1 when it is none: every key reads the first key of its bucket at
-        once; those that met a smaller one read on."""
+        """Each key's column, -1 when it is none. The first two keys of every bucket are read at
+        once; a key greater than both reads on in its bucket (few buckets hold more)."""
         keys = np.asarray(keys, np.uint64)
         out = np.full(len(keys), -1, np.int64)
         if not len(self.keys):
             return out
-        todo = np.flatnonzero((keys >= self.keys[0]) & (keys <= self.keys[-1]))
-        want = keys[todo]
-        bucket = self._bucket(want)
+        bucket = self._bucket(keys)
         pos, end = self.starts[bucket], self.starts[bucket + 1]
+        for step in (0, 1):
+            hit = (self._padded[pos + step] == keys) & (pos + step < end)
+            out[hit] = pos[hit] + step
+        todo = np.flatnonzero((self._padded[pos + 1] < keys) & (pos + 2 < end))
+        want, pos, end = keys[todo], pos[todo] + 2, end[todo]
         while len(todo):
-            live = pos < end
-            todo, want, pos, end = todo[live], want[live], pos[live], end[live]
             found = self.keys[pos]
             hit = found == want
             out[todo[hit]] = pos[hit]
-            on = found < want
-            todo, want, pos, end = todo[on], want[on], pos[on] + 1, end[on]
+            pos += 1
+            on = (found < want) & (pos < end)
+            todo, want, pos, end = todo[on], want[on], pos[on], end[on]
         if self.order is not None:
             known = out >= 0
             out[known] = self.order[out[known]]
