@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -256,33 +255,47 @@ def urgent_cues_from(cues: np.ndarray) -> list[tuple[str, ...]]:
 
 
 @cache
-def _any_trigger() -> re.Pattern[str]:
-    """A regex that finds any cue trigger word, its alternatives as a trie (so that the regex
-    engine tries one branch per character instead of every trigger)."""
-    trie: dict[str, Any] = {}
+def _trigger_windows() -> tuple[tuple[int, np.ndarray], ...]:
+    """Per window size (2 or 3 ASCII characters): a table over the windows' codes, True where a
+    trigger word starts with that window (triggers of 3 or more characters give their first 3)."""
+    tables: dict[int, np.ndarray] = {}
     for trigger, _ in _alternatives()[1]:
-        node = trie
-        for char in trigger:
-            node = node.setdefault(char, {})
-        node[""] = {}  # a trigger ends here: finding it is enough, longer ones need not be tried
+        head = trigger[:3]
+        if head.isascii():  # a head beyond ASCII: every token beyond ASCII is checked anyway
+            size = len(head)
+            if size not in tables:
+                tables[size] = np.zeros(1 << 7 * size, bool)
+            tables[size][_window_codes(np.frombuffer(head.encode("ascii"), np.uint8), size)] = True
+    return tuple(sorted(tables.items()))
 
-    def pattern(node: dict[str, Any]) -> str:
-        if "" in node:
-            return ""
-        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items())]
-        return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
-    return re.compile(pattern(trie))
+def _window_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    """The code of each window of ``size`` consecutive 7-bit characters."""
+    n = len(codes) - size + 1
+    out = np.zeros(max(n, 0), np.int64)
+    for at in range(size):
+        out = (out << 7) | codes[at : at + n]
+    return out
 
 
 def token_masks(tokens: list[str]) -> list[int]:
-    """``token_mask`` of each token; one regex scan finds the few tokens that hold a trigger
-    (a trigger lies inside one token, and no token holds a newline)."""
+    """``token_mask`` of each token. Numpy finds the few tokens that may hold a trigger word (a
+    window of characters that starts one, or a character beyond ASCII); only those are checked.
+    A trigger lies inside one token, and no token holds a newline."""
     joined = "\n".join(tokens)
+    if joined.isascii():
+        codes = np.frombuffer(joined.encode("ascii"), np.uint8).astype(np.int64)
+        may = np.zeros(len(codes), bool)
+    else:
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        may = points >= 128
+        codes = np.where(may, 0, points).astype(np.int64)  # 0: in no trigger
+    for size, table in _trigger_windows():
+        starts = table[_window_codes(codes, size)]
+        may[: len(starts)] |= starts
     ends = np.cumsum(np.fromiter(map(len, tokens), np.int64, len(tokens)) + 1)
-    hits = np.searchsorted(ends, [m.start() for m in _any_trigger().finditer(joined)], "right")
     masks = [0] * len(tokens)
-    for i in set(hits.tolist()):
+    for i in set(np.searchsorted(ends, np.flatnonzero(may), "right").tolist()):
         masks[i] = _token_mask(tokens[i])
     return masks
 

@@ -141,6 +141,27 @@ def test_shouting_counts_capitals_of_every_script(text: str, shouting: bool) -> 
     assert bool(cue_matrix([text, "ok"])[0, caps]) == _reference_cues(text)[caps] == shouting
 
 
+def test_token_masks_equal_the_one_token_definition() -> None:
+    """The numpy search for tokens that may hold a trigger misses none: every trigger word in
+    every place of a token, next to letters beyond ASCII, and tokens without any."""
+    rng = random.Random(9)
+    triggers = [trigger for trigger, _ in cues._alternatives()[1]]
+    assert any(len(t) == 2 for t in triggers) and any(not t[:3].isascii() for t in triggers)
+    tokens = [*triggers, "", "b", "y", "xby", "bye", "ø", "é" * 4, "straße", "日本語"]
+    for trigger in triggers:
+        for before, after in (("x", ""), ("", "s"), ("é", "ø"), ("a-", "'s")):
+            tokens.append(f"{before}{trigger}{after}")
+        tokens.append(trigger[:-1])  # one character short of it
+    letters = "abcdeinorstuyé-'"
+    tokens += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(500)]
+    expected = [cues.token_mask(t) for t in tokens]
+    assert sum(m != 0 for m in expected) > len(triggers)
+    assert cues.token_masks(tokens) == expected
+    ascii_only = [t for t in tokens if t.isascii()]
+    assert cues.token_masks(ascii_only) == [cues.token_mask(t) for t in ascii_only]
+    assert cues.token_masks([]) == []
+
+
 def _reference_cues(text: str) -> list[bool]:
     """The cue block computed the slow, obvious way: each regex over the whole text."""
     row = [bool(pattern.search(text)) for _, pattern, _ in CUES]
