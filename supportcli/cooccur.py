@@ -49,6 +49,13 @@ def informative_words(
     return best, score[best]
 
 
+def first_of_runs(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in a sorted array starts (none in an empty one)."""
+    first = np.ones(len(values), bool)
+    first[1:] = values[1:] != values[:-1]
+    return first
+
+
 def pair_keys(rows: np.ndarray, ranks: np.ndarray, n_rows: int, n_words: int,
               per_text: int = PER_TEXT) -> tuple[np.ndarray, np.ndarray]:
     """The (row, key) of every pair of distinct candidate words within a row, from each row's
@@ -58,7 +65,7 @@ def pair_keys(rows: np.ndarray, ranks: np.ndarray, n_rows: int, n_words: int,
     found = ranks < n_words
     # each row's distinct candidates, by row, then rank
     order = np.sort(rows[found].astype(np.int64) * n_words + ranks[found])
-    order = order[np.concatenate(([True], order[1:] != order[:-1]))]  # sorting beats np.unique
+    order = order[first_of_runs(order)]  # sorting beats np.unique
     rows, word = np.divmod(order, n_words)
     counts = np.bincount(rows, minlength=n_rows)
     starts = np.cumsum(counts) - counts

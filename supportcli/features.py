@@ -8,10 +8,10 @@ it.
 
 Speed comes from mail repeating the same words: each distinct word's features (its hashed
 unigram, its character n-grams, which cue patterns it could start: ``hashing``) are computed
-once and kept in a bounded table; a batch of documents is then a sparse (documents × words)
-count matrix times the (words × features) table, plus word bigrams hashed from neighbouring
-words with numpy and the word pairs (``cooccur``) found from each token's word column, all in
-that one product.
+once and kept in a bounded table, which a fitted model seeds with its most frequent words. A
+batch of documents is then a sparse (documents × words) count matrix times the (words ×
+features) table, plus word bigrams hashed from neighbouring words with numpy and the word pairs
+(``cooccur``) found from each token's word column, all in that one product.
 """
 
 from __future__ import annotations
@@ -184,6 +184,47 @@ class _Words:
         starts, lens, tids = self.vectors()[2:5]
         return tids[positions(starts, lens, cids)], lens[cids]
 
+    @classmethod
+    def seeded(cls, resolve: Any, table: dict[str, Any] | None) -> _Words:
+        """A table that already holds the tokens of a stored ``table`` (see ``frequent``)."""
+        words = cls(resolve)
+        if table:
+            tokens = table["tokens"]
+            words.index = dict(zip(tokens, count()))
+            words.hashes = table["hashes"].tolist()
+            words.masks = [0] * len(tokens)
+            for i, mask in table["masks"].items():
+                words.masks[i] = mask
+            words.cols, words.lens = [table["cols"].astype(np.int64)], [table["lens"]]
+            words.word_cols = [table["word_cols"].astype(np.int64)]
+        return words
+
+    def frequent(self, remap: np.ndarray, counts: np.ndarray, limit: int) -> dict[str, Any]:
+        """The ``limit`` most frequent tokens (by ``counts``, ties in table order) with their
+        hashes, masks, and columns renumbered (``remap[old]``, -1 drops one): a table to store
+        with a model, so that a fresh process need not hash the words it was trained on."""
+        keep = np.flatnonzero(counts > 0)
+        if len(keep) > limit:
+            keep = np.sort(keep[np.argsort(-counts[keep], kind="stable")[:limit]])
+        cols, lens, first = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
+        for part_cols, part_lens in zip(self.cols, self.lens, strict=True):  # one part per _add
+            ids = keep[(keep >= first) & (keep < first + len(part_lens))] - first
+            mapped = remap[part_cols[positions(np.cumsum(part_lens) - part_lens, part_lens, ids)]]
+            owner = np.repeat(np.arange(len(ids)), part_lens[ids])
+            cols.append(mapped[mapped >= 0])
+            lens.append(np.bincount(owner[mapped >= 0], minlength=len(ids)))
+            first += len(part_lens)
+        word_cols = np.concatenate([np.zeros(0, np.int64), *self.word_cols])[keep]
+        tokens, masks, kept = list(self.index), self.masks, keep.tolist()
+        return {
+            "tokens": [tokens[i] for i in kept],
+            "hashes": np.array(self.hashes, np.uint64)[keep],
+            "masks": {j: masks[i] for j, i in enumerate(kept) if masks[i]},
+            "cols": np.concatenate(cols).astype(np.int32),
+            "lens": np.concatenate(lens),
+            "word_cols": np.where(word_cols >= 0, remap[word_cols], -1).astype(np.int32),
+        }
+
     def remapped(self, remap: np.ndarray) -> _Words:
         """The same tokens with their columns renumbered (``remap[old]``, -1 drops one)."""
         other = _Words(None)
@@ -269,10 +310,12 @@ class TextFeatures(TransformerMixin, BaseEstimator):
     one text (``cooccur``; learnt only when ``fit`` is given labels).
 
     Features are 32-bit murmurhash keys (seeded, so deterministic); the fitted vocabulary is the
-    sorted array of kept keys, so a model stores no strings and ``explain`` names a text's
-    columns by hashing its own words again. The per-token table is a cache of at most
-    ``max_cached_words`` whitespace-separated chunks (reset when full), rebuilt on demand and
-    never pickled: results never depend on it."""
+    sorted array of kept keys, and ``explain`` names a text's columns by hashing its own words
+    again. The per-token table is a cache of at most ``max_cached_words`` whitespace-separated
+    chunks (reset when full), never pickled: results never depend on it. It starts from
+    ``token_table_``: the ``stored_words`` most frequent training tokens with their columns
+    (like the vocabulary of a plain TF-IDF model, these are words from the training mail), so
+    that a freshly loaded model hashes only the words it was not trained on."""
 
     CHUNK = 4096
 
@@ -280,7 +323,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self, word_weight: float = 1.0, char_weight: float = 1.0, cue_weight: float = 0.5,
         min_df_words: int = 1, max_df_words: float = 0.9, min_df_chars: int = 2,
         max_char_features: int = 150_000, max_cached_words: int = 100_000,
-        pair_weight: float = 0.6,
+        pair_weight: float = 0.6, stored_words: int = 30_000,
     ) -> None:
         self.word_weight = word_weight
         self.char_weight = char_weight
@@ -291,6 +334,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self.max_char_features = max_char_features
         self.max_cached_words = max_cached_words
         self.pair_weight = pair_weight
+        self.stored_words = stored_words
 
     _CACHES = ("_words", "_index", "_ranks", "_pair_table", "_blocks")  # never pickled
 
@@ -307,7 +351,9 @@ class TextFeatures(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # models saved before the word-pair block have neither its setting nor its columns
-        self.__dict__.update({"pair_weight": 0.0, "pair_keys_": None, **state})
+        # nor the table of frequent tokens
+        self.__dict__.update({"pair_weight": 0.0, "pair_keys_": None, "stored_words": 0,
+                              "token_table_": None, **state})
 
     def fit(self, texts: Any, y: Any = None) -> TextFeatures:
         """``y``: labels per text, or texts × targets of them (the word pairs are chosen for
@@ -338,10 +384,15 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         bigrams, bigram_df = _counted((in_rows & LOW32) | BIGRAM_TAG)
         self._select(len(texts), keys, df, totals, bigrams, bigram_df)
         self._forget()
+        remap = self._key_index().get(keys)
+        seen = np.concatenate([np.zeros(0, np.int64), *(tok.tids for _, tok in chunks)])
+        counts_per_token = np.bincount(seen, minlength=len(words.hashes))
+        self.token_table_: dict[str, Any] | None = words.frequent(
+            remap, counts_per_token, self.stored_words)
         learn_pairs = y is not None and self.pair_weight > 0 and len(texts) > 0
         if not keep and not learn_pairs:
             return None
-        final = words.remapped(self._key_index().get(keys))
+        final = words.remapped(remap)
         tokenized = [tok for _, tok in chunks]
         x = self._matrix(final, tokenized)
         if learn_pairs:
@@ -432,7 +483,8 @@ class TextFeatures(TransformerMixin, BaseEstimator):
     def _table(self) -> _Words:
         words: _Words | None = self.__dict__.get("_words")
         if words is None or len(words.chunks) > self.max_cached_words:
-            words = self.__dict__["_words"] = _Words(self._key_index().get)
+            table = getattr(self, "token_table_", None)
+            words = self.__dict__["_words"] = _Words.seeded(self._key_index().get, table)
         return words
 
     def _matrix(self, words: _Words, chunks: list[_Tokens]) -> sparse.csr_matrix:
@@ -548,7 +600,7 @@ def _word_of(label: str | None) -> str:
 def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct values and their counts (a sort: faster than np.unique's hashing here)."""
     values = np.sort(values)
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    starts = np.flatnonzero(cooccur.first_of_runs(values))
     return values[starts], np.diff(np.append(starts, len(values)))
 
 

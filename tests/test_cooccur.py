@@ -89,6 +89,8 @@ def test_a_text_pairs_only_its_best_words() -> None:
         assert not (found_rows == 1).any() and not (found_rows == 2).any()
         assert keys[found_rows == 3].tolist() == [12 * n_words + 16]  # words 7 and 3, once
         assert np.all(np.diff(found_rows) >= 0)
+    nothing = cooccur.pair_keys(np.array([0, 0, 1]), np.full(3, n_words), 2, n_words)
+    assert [len(a) for a in nothing] == [0, 0]  # a batch without any candidate word
 
 
 def test_pair_vocabulary_keeps_the_most_frequent_and_drops_unknown_pairs() -> None:

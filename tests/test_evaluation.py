@@ -98,6 +98,24 @@ def test_explain_says_when_a_cue_decided(capsys: pytest.CaptureFixture[str]) -> 
     assert "urgency decided by a cue" in out
 
 
+def test_a_message_of_unknown_words_is_triaged_and_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alone in its batch, a message holding none of the model's pair words (nor any known
+    word) is classified like any other (this once crashed the word-pair block)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "odd.eml").write_bytes(
+        b"From: q@example.org\r\nTo: shop@example.com\r\nSubject: qxzv\r\n"
+        b"Message-ID: <odd@example.org>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nzzkq wvvb xqjj\r\n")
+    assert main(["triage", str(inbox), "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["category"] and row["urgency"]
+    assert main(["explain", str(inbox / "odd.eml"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["explanation"]["category"]
+
+
 def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["triage", str(DEMO), "--format", "json"]) == 0
     first = json.loads(capsys.readouterr().out)[0]

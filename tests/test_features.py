@@ -227,6 +227,36 @@ def _same(a: object, b: object) -> bool:
     return bool((a != b).nnz == 0) and a.shape == b.shape  # type: ignore[attr-defined]
 
 
+def test_a_loaded_model_starts_from_its_stored_words_and_computes_the_same() -> None:
+    texts = [*CORPUS, "Chargeback filed, my lawyer says: legal action. Straße, naïve, 日本"] * 2
+    labels = np.array(["a", "b"] * (len(texts) // 2))
+    fitted = TextFeatures(min_df_chars=1).fit(texts, labels)
+    stored = fitted.token_table_
+    assert stored is not None and "chargeback" in stored["tokens"] and stored["masks"]
+    loaded = pickle.loads(pickle.dumps(fitted))
+    unseeded = pickle.loads(pickle.dumps(fitted))
+    unseeded.token_table_ = None  # as a model saved before the table: every token hashed anew
+    new = ["Never seen: zyxwv quokka #55123, chargeback again", texts[-1], "", "日本 straße"]
+    x = loaded.transform(new + texts)
+    assert _same(x, unseeded.transform(new + texts))
+    table = loaded._table()
+    assert len(table.index) == len(stored["tokens"]) + len({"never", "seen", "zyxwv", "quokka",
+                                                            "55123", "again"})
+    loaded._forget(("_words",))
+    assert len(loaded._table().index) == len(stored["tokens"])
+    loaded.transform(texts)  # the words it was trained on: none to hash
+    assert len(loaded._table().index) == len(stored["tokens"])
+
+
+def test_the_stored_words_are_the_most_frequent() -> None:
+    fitted = TextFeatures(min_df_chars=1, stored_words=3).fit(
+        ["refund refund refund order order late", "refund order please"], ["a", "b"])
+    assert fitted.token_table_ is not None
+    # refund 4 times, order 3, late and please once: the tie goes to the word met first
+    assert fitted.token_table_["tokens"] == ["refund", "order", "late"]
+    assert len(fitted.token_table_["lens"]) == 3
+
+
 def test_two_fits_give_the_same_features_and_matrix() -> None:
     one, two = _fitted(), _fitted()
     assert np.array_equal(one.vocabulary_keys_, two.vocabulary_keys_)
