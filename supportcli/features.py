@@ -200,10 +200,11 @@ class _Words:
         return words
 
     def frequent(self, remap: np.ndarray, counts: np.ndarray, limit: int) -> dict[str, Any]:
-        """The ``limit`` most frequent tokens (by ``counts``, ties in table order) with their
+        """The ``limit`` tokens of highest ``counts`` (texts holding them; at least 2, so that a
+        name or a number from a single message is not kept; ties in table order) with their
         hashes, masks, and columns renumbered (``remap[old]``, -1 drops one): a table to store
         with a model, so that a fresh process need not hash the words it was trained on."""
-        keep = np.flatnonzero(counts > 0)
+        keep = np.flatnonzero(counts >= 2)
         if len(keep) > limit:
             keep = np.sort(keep[np.argsort(-counts[keep], kind="stable")[:limit]])
         cols, lens, first = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
@@ -313,9 +314,10 @@ class TextFeatures(TransformerMixin, BaseEstimator):
     sorted array of kept keys, and ``explain`` names a text's columns by hashing its own words
     again. The per-token table is a cache of at most ``max_cached_words`` whitespace-separated
     chunks (reset when full), never pickled: results never depend on it. It starts from
-    ``token_table_``: the ``stored_words`` most frequent training tokens with their columns
-    (like the vocabulary of a plain TF-IDF model, these are words from the training mail), so
-    that a freshly loaded model hashes only the words it was not trained on."""
+    ``token_table_``: the training tokens found in the most texts (at most ``stored_words``, each
+    in two texts at least) with their columns. Like the vocabulary of a plain TF-IDF model,
+    these are words from the training mail. A freshly loaded model then hashes only the words it
+    was not trained on."""
 
     CHUNK = 4096
 
@@ -385,10 +387,13 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self._select(len(texts), keys, df, totals, bigrams, bigram_df)
         self._forget()
         remap = self._key_index().get(keys)
-        seen = np.concatenate([np.zeros(0, np.int64), *(tok.tids for _, tok in chunks)])
-        counts_per_token = np.bincount(seen, minlength=len(words.hashes))
+        n_tokens = len(words.hashes)
+        in_texts = [_counted(tok.rows.astype(np.int64) * n_tokens + tok.tids)[0] % n_tokens
+                    for _, tok in chunks]  # each token once per text
+        texts_per_token = np.bincount(np.concatenate([np.zeros(0, np.int64), *in_texts]),
+                                      minlength=n_tokens)
         self.token_table_: dict[str, Any] | None = words.frequent(
-            remap, counts_per_token, self.stored_words)
+            remap, texts_per_token, self.stored_words)
         learn_pairs = y is not None and self.pair_weight > 0 and len(texts) > 0
         if not keep and not learn_pairs:
             return None

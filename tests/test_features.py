@@ -248,13 +248,16 @@ def test_a_loaded_model_starts_from_its_stored_words_and_computes_the_same() -> 
     assert len(loaded._table().index) == len(stored["tokens"])
 
 
-def test_the_stored_words_are_the_most_frequent() -> None:
-    fitted = TextFeatures(min_df_chars=1, stored_words=3).fit(
-        ["refund refund refund order order late", "refund order please"], ["a", "b"])
-    assert fitted.token_table_ is not None
-    # refund 4 times, order 3, late and please once: the tie goes to the word met first
-    assert fitted.token_table_["tokens"] == ["refund", "order", "late"]
-    assert len(fitted.token_table_["lens"]) == 3
+def test_the_stored_words_are_those_of_most_texts_and_never_of_one_text_only() -> None:
+    texts = ["refund order late late late", "refund order please", "refund late 0170 555"]
+    def stored(limit: int) -> list[str]:
+        fitted = TextFeatures(min_df_chars=1, stored_words=limit).fit(texts, ["a", "b", "a"])
+        assert fitted.token_table_ is not None
+        assert len(fitted.token_table_["lens"]) == len(fitted.token_table_["tokens"])
+        return list(fitted.token_table_["tokens"])
+    # refund in 3 texts; order and late in 2 (a tie: the word met first); please, 0170 in 1
+    assert stored(2) == ["refund", "order"]
+    assert stored(10) == ["refund", "order", "late"]
 
 
 def test_two_fits_give_the_same_features_and_matrix() -> None:
