@@ -297,9 +297,9 @@ class KeyIndex:
         self.keys = self._padded[:-2]
         high = (keys >> U32).astype(np.int64)
         self.first_tag = int(high[0]) if len(keys) else 0
+        if len(keys) and int(high[-1]) - self.first_tag >= self.MAX_TAGS:  # before allocating
+            raise ValueError("feature keys span too many tags (high 32 bits)")
         tags = np.bincount(high - self.first_tag) if len(keys) else np.zeros(1, np.int64)
-        if len(tags) > self.MAX_TAGS:
-            raise ValueError("feature keys span too many tags")
         self.n_tags = len(tags)
         self.bits = min(32, int(tags.max()).bit_length())
         self.starts = np.zeros((len(tags) << self.bits) + 1, np.int64)

@@ -461,6 +461,8 @@ def test_key_index_finds_every_key_and_only_those() -> None:
         assert index.get(both).tolist() == [-1] * 50 + list(range(len(keys)))[::-1]
     assert hashing.KeyIndex(keys[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
     assert hashing.KeyIndex(keys[:1]).get(keys[:3]).tolist() == [0, -1, -1]
+    with pytest.raises(ValueError, match="too many tags"):  # said at once, nothing allocated
+        hashing.KeyIndex(np.array([1, 2**64 - 1], np.uint64))
 
 
 @pytest.mark.parametrize("extra", [[], ["\ua66e"], ["a\ua66eb,c"], ["x-\ua66e"]])
