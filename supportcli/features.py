@@ -199,23 +199,20 @@ class _Words:
             words.word_cols = [table["word_cols"].astype(np.int64)]
         return words
 
-    def frequent(self, remap: np.ndarray, counts: np.ndarray, limit: int) -> dict[str, Any]:
+    def frequent(self, counts: np.ndarray, limit: int) -> dict[str, Any]:
         """The ``limit`` tokens of highest ``counts`` (texts holding them; at least 2, so that a
         name or a number from a single message is not kept; ties in table order) with their
-        hashes, masks, and columns renumbered (``remap[old]``, -1 drops one): a table to store
-        with a model, so that a fresh process need not hash the words it was trained on."""
+        hashes, masks and columns: a table to store with a model, so that a fresh process need
+        not hash the words it was trained on."""
         keep = np.flatnonzero(counts >= 2)
         if len(keep) > limit:
             keep = np.sort(keep[np.argsort(-counts[keep], kind="stable")[:limit]])
         cols, lens, first = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
         for part_cols, part_lens in zip(self.cols, self.lens, strict=True):  # one part per _add
             ids = keep[(keep >= first) & (keep < first + len(part_lens))] - first
-            mapped = remap[part_cols[positions(np.cumsum(part_lens) - part_lens, part_lens, ids)]]
-            owner = np.repeat(np.arange(len(ids)), part_lens[ids])
-            cols.append(mapped[mapped >= 0])
-            lens.append(np.bincount(owner[mapped >= 0], minlength=len(ids)))
+            cols.append(part_cols[positions(np.cumsum(part_lens) - part_lens, part_lens, ids)])
+            lens.append(part_lens[ids])
             first += len(part_lens)
-        word_cols = np.concatenate([np.zeros(0, np.int64), *self.word_cols])[keep]
         tokens, masks, kept = list(self.index), self.masks, keep.tolist()
         return {
             "tokens": [tokens[i] for i in kept],
@@ -223,7 +220,8 @@ class _Words:
             "masks": {j: masks[i] for j, i in enumerate(kept) if masks[i]},
             "cols": np.concatenate(cols).astype(np.int32),
             "lens": np.concatenate(lens),
-            "word_cols": np.where(word_cols >= 0, remap[word_cols], -1).astype(np.int32),
+            "word_cols": np.concatenate([np.zeros(0, np.int64), *self.word_cols])[keep].astype(
+                np.int32),
         }
 
     def remapped(self, remap: np.ndarray) -> _Words:
@@ -386,18 +384,17 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         bigrams, bigram_df = _counted((in_rows & LOW32) | BIGRAM_TAG)
         self._select(len(texts), keys, df, totals, bigrams, bigram_df)
         self._forget()
-        remap = self._key_index().get(keys)
+        final = words.remapped(self._key_index().get(keys))
         n_tokens = len(words.hashes)
         in_texts = [_counted(tok.rows.astype(np.int64) * n_tokens + tok.tids)[0] % n_tokens
                     for _, tok in chunks]  # each token once per text
         texts_per_token = np.bincount(np.concatenate([np.zeros(0, np.int64), *in_texts]),
                                       minlength=n_tokens)
-        self.token_table_: dict[str, Any] | None = words.frequent(
-            remap, texts_per_token, self.stored_words)
+        self.token_table_: dict[str, Any] | None = final.frequent(
+            texts_per_token, self.stored_words)
         learn_pairs = y is not None and self.pair_weight > 0 and len(texts) > 0
         if not keep and not learn_pairs:
             return None
-        final = words.remapped(remap)
         tokenized = [tok for _, tok in chunks]
         x = self._matrix(final, tokenized)
         if learn_pairs:
