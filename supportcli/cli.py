@@ -221,9 +221,9 @@ def evaluate(
     import json
     from dataclasses import asdict
 
-    from . import evaluation, render
+    from . import render, workflows
 
-    result = evaluation.evaluate(_ctx(ctx).settings(), path)
+    result = workflows.evaluate(_ctx(ctx).settings(), path)
     if fmt is EvalFormat.json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
         return
@@ -274,7 +274,8 @@ def train(
     A model trained on your labels replaces the current one only if it is not worse on your
     newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
     """
-    from . import render, resources, training
+    from . import render, resources, workflows
+    from .model import training
     from .store import Store
 
     settings = _ctx(ctx).settings()
@@ -285,7 +286,8 @@ def train(
             result = training.train_default(output, settings=settings)
         else:
             weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
-            result = training.train_shop(settings, store, force=force, own_weight=weight)
+            current = workflows.load_model(settings).model
+            result = training.train_shop(settings, store, current, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
     how = metrics.get("validation", "cross-validation")
@@ -384,7 +386,8 @@ app.add_typer(model_app, name="model")
 @model_app.command("list")
 def model_list(ctx: typer.Context) -> None:
     """List model versions: date, data size, metrics, which is active."""
-    from . import render, training
+    from . import render
+    from .model import training
 
     versions = training.list_versions(_ctx(ctx).settings())
     stdout_console().print(render.versions_table(versions))
@@ -396,7 +399,7 @@ def model_use(
     version: Annotated[str, typer.Argument(help="A name from `supportcli model list`.")],
 ) -> None:
     """Make a model version the active one (roll back, or back to `default`)."""
-    from . import training
+    from .model import training
 
     chosen = training.use_version(_ctx(ctx).settings(), version)
     stderr_console().print(f"active model: {chosen.name}", markup=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hours import BusinessHours, from_config
 
 CATEGORIES: tuple[str, ...] = (
     "order_status",
@@ -86,6 +87,8 @@ class Settings:
     review_threshold: float | None = None  # None: use the model's own threshold
     target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
+    timezone: str = "UTC"  # the shop's IANA time zone ([report] timezone)
+    business_hours: BusinessHours | None = None  # None: response targets count every hour
     raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
 
     @property
@@ -132,6 +135,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     if target is not None and not 0 < _number(target, "target_accuracy") <= 1:
         raise ConfigError(f"config: target_accuracy must be between 0 and 1, got {target!r}")
     state = data.get("state_dir")
+    report = _table(data, "report")
     return replace(
         settings,
         state_dir=Path(state).expanduser()
@@ -143,6 +147,8 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
         target_accuracy=settings.target_accuracy if target is None else float(target),
+        timezone=str(report.get("timezone") or "UTC"),
+        business_hours=from_config(report),
     )
 
 

@@ -60,7 +60,7 @@ def item_record(item: TriageItem) -> dict[str, Any]:
         "thread_size": item.thread_size,
         "followups": item.followups,
         "reasons": [sanitize.one_line(t.reason) for t in item.terms],
-        "cues": list(p.cues),
+        "cues": [{"cue": h.cue, "text": sanitize.one_line(h.text)} for h in p.cues],
     }
 
 

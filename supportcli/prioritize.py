@@ -3,7 +3,10 @@
 score = urgency points × category weight + waiting time against the response target
         + follow-ups in the thread + the sender's earlier threads − automated mail
 
-Every term carries a sentence saying why, so each row can explain its rank.
+The urgency is the model's, raised by follow-ups and by the cues the model saw that make a
+message urgent whatever the text model says. Waiting time counts business hours when the shop
+set them (``hours``: one definition of lateness for triage, explain and the report). Every
+term carries a sentence saying why, so each row can explain its rank.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .records import Message, Prediction, ScoreTerm, TriageItem
+from . import hours as bh
+from .config import Settings
+from .records import CueHit, Message, Prediction, ScoreTerm, TriageItem
 
 # urgent is far ahead so that a fresh urgent message outranks a high one that has waited long
 URGENCY_POINTS = {"urgent": 140.0, "high": 60.0, "normal": 30.0, "low": 5.0}
@@ -22,6 +27,13 @@ WAITING_MAX = 40.0
 FOLLOWUP_POINTS = 15.0
 HISTORY_POINTS = 5.0
 AUTOMATED_PENALTY = -60.0
+# Cues (``model.cues``) that make a message urgent whatever the text model says: money, law,
+# safety or the shop's reputation at risk now, or a deadline within about a day (LABELS.md) …
+FORCING_CUES = frozenset({"chargeback or payment dispute", "legal threat", "safety problem",
+                          "fraud or unauthorised charge", "deadline within a day",
+                          "public review threat"})
+# … on mail about an order or the shop's service from a person only.
+NOT_FORCED = frozenset({"feedback", "spam_vendor", "other", "wholesale_partnership"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,13 @@ class Rules:
     category_weights: Mapping[str, float]
     sla_hours: Mapping[str, float]
     shop_addresses: frozenset[str] = frozenset()
+    business_hours: bh.BusinessHours | None = None  # None: every hour counts
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        """The one place the ranking rules are built from the settings."""
+        return cls(settings.category_weights, settings.sla_hours,
+                   frozenset(settings.shop_addresses), settings.business_hours)
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
@@ -111,8 +130,20 @@ def rank(
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
 
-def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:
+def forcing_cues(prediction: Prediction, message: Message) -> tuple[CueHit, ...]:
+    """The cues that make this message urgent whatever the text model says."""
+    if message.automated or prediction.category in NOT_FORCED:
+        return ()
+    return tuple(hit for hit in prediction.cues if hit.cue in FORCING_CUES)
+
+
+def effective_urgency(
+    prediction: Prediction, followups: int, message: Message | None = None
+) -> tuple[str, str]:
     """The urgency used for ranking, and why it differs from the model's, if it does."""
+    forced = forcing_cues(prediction, message) if message is not None else ()
+    if forced:
+        return "urgent", "; ".join(f"{hit.cue} cue: '{hit.text}'" for hit in forced)
     if followups >= 2 and prediction.urgency != "urgent":
         return "urgent", f"{_ordinal(followups + 1)} message from the customer in this thread"
     if followups == 1 and prediction.urgency in ("normal", "low"):
@@ -129,21 +160,10 @@ def score(
     history: int = 0,
     thread_size: int = 1,
 ) -> TriageItem:
-    urgency, raised_by = effective_urgency(prediction, followups)
+    urgency, raised_by = effective_urgency(prediction, followups, message)
     weight = rules.category_weights.get(prediction.category, 1.0)
     terms = [_urgency_term(prediction, urgency, raised_by, weight)]
-    waiting = max(as_of - message.date, timedelta(0))
-    sla = rules.sla_hours.get(urgency, 24.0)
-    hours = waiting.total_seconds() / 3600
-    waited = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
-    late = "past" if hours > sla else "within"
-    terms.append(
-        ScoreTerm(
-            "waiting",
-            waited,
-            f"waiting {_hours(hours)}, {late} the {_hours(sla)} target for {urgency}",
-        )
-    )
+    terms.append(_waiting_term(message.date, as_of, rules, urgency))
     if followups:
         terms.append(
             ScoreTerm(
@@ -165,15 +185,26 @@ def score(
             ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})")
         )
     total = round(sum(t.points for t in terms), 1)
+    waiting = max(as_of - message.date, timedelta(0))
     return TriageItem(
         0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting
     )
 
 
+def _waiting_term(sent: datetime, as_of: datetime, rules: Rules, urgency: str) -> ScoreTerm:
+    """Waiting time against the response target, counted as ``hours`` counts it (business
+    hours when the shop set them): the same lateness the report shows."""
+    sla = rules.sla_hours.get(urgency, 24.0)
+    hours = bh.elapsed_hours(sent, as_of, rules.business_hours)
+    points = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
+    late = "past" if bh.is_overdue(sent, as_of, sla, rules.business_hours) else "within"
+    clock = " of business hours" if rules.business_hours else ""
+    why = f"waiting {_hours(hours)}{clock}, {late} the {_hours(sla)} target for {urgency}"
+    return ScoreTerm("waiting", points, why)
+
+
 def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:
-    if prediction.cues and urgency == "urgent":
-        points, why = URGENCY_POINTS["urgent"], f"urgent: {', '.join(prediction.cues)}"
-    elif raised_by:
+    if raised_by:
         points, why = URGENCY_POINTS[urgency], f"{urgency}: {raised_by}"
     else:
         probs = prediction.urgency_probs or {urgency: 1.0}
@@ -186,7 +217,7 @@ def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: 
 
 def _hours(hours: float) -> str:
     if hours < 1:
-        return f"{max(1, round(hours * 60))} min"
+        return f"{max(1, round(hours * 60)) if hours > 0 else 0} min"
     if hours < 48:
         return f"{hours:.0f} h"
     return f"{hours / 24:.0f} d"

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import sanitize
+from .prioritize import forcing_cues
 from .records import Message, Prediction, TriageItem
 
 URGENCY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "default", "low": "dim"}
@@ -90,7 +91,7 @@ def message_panel(
     if prediction.needs_review:
         facts.add_row("review", Text("needs review: the model is unsure", style="magenta"))
     if prediction.cues:
-        facts.add_row("cues", _t(", ".join(prediction.cues)))
+        facts.add_row("cues", _t("; ".join(map(str, prediction.cues))))
     if message.language:
         facts.add_row("language", message.language)
     if message.order_numbers:
@@ -102,13 +103,10 @@ def message_panel(
     parts: list[RenderableType] = [facts]
     if detailed:
         parts.append(runner_up_table(prediction))
-        if prediction.cues and item is not None and item.urgency == "urgent":
-            parts.append(
-                Text(
-                    "urgency decided by a cue, not the text model: " + ", ".join(prediction.cues),
-                    style="bold",
-                )
-            )
+        forced = forcing_cues(prediction, message)
+        if forced and item is not None and item.urgency == "urgent":
+            why = "; ".join(map(str, forced))
+            parts.append(_t(f"urgency decided by a cue, not the text model: {why}", style="bold"))
     if item is not None:
         parts.append(score_table(item))
     if explanation:

@@ -16,7 +16,7 @@ from typing import Any
 from . import hours as bh
 from . import prioritize, report, workflows
 from .config import Settings
-from .errors import ConfigError, StoreError
+from .errors import StoreError
 from .records import TriageItem
 from .store import Store
 
@@ -81,12 +81,7 @@ def run_report(settings: Settings, request: ReportRequest) -> ReportResult:
 
 
 def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportResult:
-    report_cfg = settings.raw.get("report", {})
-    if not isinstance(report_cfg, dict):
-        raise ConfigError("config: [report] must be a table")
-    business = bh.from_config(report_cfg)
-    timezone = str(report_cfg.get("timezone", "UTC"))
-    bh.zone(timezone)  # a bad time zone is a config error before any work
+    business, timezone = settings.business_hours, settings.timezone  # checked by config
     last = last_report_at(store)
     triage = workflows.triage(
         settings,
@@ -172,7 +167,7 @@ def build_data(
 
 
 def _model_meta(settings: Settings) -> dict[str, Any]:
-    from . import artifacts, registry
+    from .model import artifacts, registry
 
     return artifacts.read_meta(registry.active_dir(settings))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
-from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
+from .records import Attachment, CueHit, Message, ParseFailure, Prediction, SyncCursor
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -373,7 +373,8 @@ class Store:
                 p.urgency,
                 p.urgency_confidence,
                 int(p.needs_review),
-                json.dumps({"cat": p.category_probs, "urg": p.urgency_probs, "cues": list(p.cues)}),
+                json.dumps({"cat": p.category_probs, "urg": p.urgency_probs,
+                            "cues": [_cue_row(h) for h in p.cues]}),
                 _now(),
             )
             for message_id, p in pairs
@@ -608,9 +609,21 @@ def _row_prediction(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Pre
         model_id=row["model_id"],
         category_probs=detail.get("cat", {}) if memo is None else {},
         urgency_probs=detail.get("urg", {}),
-        cues=tuple(detail.get("cues", [])),
+        cues=tuple(map(_cue_hit, detail.get("cues", []))),
     )
     return prediction if memo is None else light_prediction(prediction, memo)
+
+
+def _cue_row(hit: CueHit) -> list[str | None]:
+    return [hit.cue, hit.text, hit.when.isoformat() if hit.when else None]
+
+
+def _cue_hit(row: Any) -> CueHit:
+    """A stored cue hit: [cue, text, when]; a bare name from before the matched text."""
+    if isinstance(row, str):
+        return CueHit(row, "")
+    cue, text, when = [*row, None, None][:3]
+    return CueHit(str(cue), str(text or ""), datetime.fromisoformat(when) if when else None)
 
 
 def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:

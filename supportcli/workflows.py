@@ -9,16 +9,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import prioritize, registry, resources
+from . import prioritize, resources
 from .config import Settings
 from .errors import SourceError, UsageError
-from .features import message_text
+from .model import registry
+from .model.text import message_input
 from .parse import parse, release_language_model
 from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
 from .sources.files import open_path
 from .store import Store, light_prediction
+
+if TYPE_CHECKING:
+    from .model.evaluation import EvaluationResult
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -74,19 +79,33 @@ def ingest(
     return result
 
 
+def load_model(settings: Settings) -> registry.LoadedModel:
+    """The active model; when the shipped default was built for other inputs, it is rebuilt
+    from the bundled samples into the state dir first (once)."""
+    try:
+        return registry.load_active(settings)
+    except registry.RebuildNeeded as need:
+        from .model import training
+
+        log.warning("%s: rebuilding it from the bundled samples into %s (once)",
+                    need.message, need.directory)
+        training.train_default(need.directory, settings=settings)
+        return registry.load_active(settings)
+
+
 def classify_messages(
-    store: Store, loaded: registry.LoadedModel, messages: list[Message]
+    store: Store, loaded: registry.LoadedModel, messages: list[Message], timezone: str = "UTC"
 ) -> dict[str, Prediction]:
     """Predictions for messages, reusing the ones stored for this model."""
     known = store.predictions(loaded.model_id)
     todo = [m for m in messages if m.message_id not in known]
     for start in range(0, len(todo), CLASSIFY_BATCH):
-        _predict(store, loaded, todo[start : start + CLASSIFY_BATCH], known)
+        _predict(store, loaded, todo[start : start + CLASSIFY_BATCH], known, timezone)
     return {m.message_id: known[m.message_id] for m in messages}
 
 
 def classify_ids(
-    store: Store, loaded: registry.LoadedModel, message_ids: list[str]
+    store: Store, loaded: registry.LoadedModel, message_ids: list[str], timezone: str = "UTC"
 ) -> dict[str, Prediction]:
     """Like classify_messages, reading the full messages from the store a batch at a time,
     so a big mailbox never sits in memory twice. The predictions returned are light (no
@@ -97,15 +116,17 @@ def classify_ids(
     for start in range(0, len(todo), CLASSIFY_BATCH):
         batch = store.messages(message_ids=todo[start : start + CLASSIFY_BATCH])
         fresh: dict[str, Prediction] = {}
-        _predict(store, loaded, batch, fresh)
+        _predict(store, loaded, batch, fresh, timezone)
         known.update((i, light_prediction(p, memo)) for i, p in fresh.items())
     return {i: known[i] for i in message_ids if i in known}
 
 
 def _predict(
-    store: Store, loaded: registry.LoadedModel, batch: list[Message], known: dict[str, Prediction]
+    store: Store, loaded: registry.LoadedModel, batch: list[Message], known: dict[str, Prediction],
+    timezone: str,
 ) -> None:
-    predictions = loaded.model.predict([message_text(m) for m in batch], loaded.model_id)
+    inputs = [message_input(m, timezone) for m in batch]
+    predictions = loaded.model.predict(inputs, loaded.model_id)
     pairs = [(m.message_id, p) for m, p in zip(batch, predictions, strict=True)]
     store.save_predictions(pairs)
     known.update(pairs)
@@ -157,8 +178,9 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
             release_language_model()
             since = (request.as_of or datetime.now(UTC)) - STORE_WINDOW
             messages = store.messages(since=since, light=True)
-        loaded = registry.load_active(settings)
-        predictions = classify_ids(store, loaded, [m.message_id for m in messages])
+        loaded = load_model(settings)
+        ids = [m.message_id for m in messages]
+        predictions = classify_ids(store, loaded, ids, settings.timezone)
         answered = store.answered_ids()
     finally:
         if own_store:
@@ -191,13 +213,10 @@ def rank_messages(
     include_answered: bool = False,
     answered: set[str] | frozenset[str] = frozenset(),
 ) -> list[TriageItem]:
-    rules = prioritize.Rules(
-        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
-    )
     return prioritize.rank(
         prioritize.group_threads(messages),
         predictions,
-        rules,
+        prioritize.Rules.from_settings(settings),
         as_of,
         include_answered=include_answered,
         answered=frozenset(answered),
@@ -276,15 +295,24 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
 def classify_message(
     settings: Settings, message: Message, as_of: datetime | None = None, followups: int = 0
 ) -> ClassifyResult:
-    from .model import top_features
-
-    loaded = registry.load_active(settings)
-    text = message_text(message)
-    prediction = loaded.model.predict([text], loaded.model_id)[0]
-    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
+    loaded = load_model(settings)
+    item_input = message_input(message, settings.timezone)
+    prediction = loaded.model.predict([item_input], loaded.model_id)[0]
+    rules = prioritize.Rules.from_settings(settings)
     item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
     explanation = {
-        "category": top_features(loaded.model.category, text, prediction.category),
-        "urgency": top_features(loaded.model.urgency, text, prediction.urgency),
+        "category": loaded.model.explain(item_input, "category", prediction.category),
+        "urgency": loaded.model.explain(item_input, "urgency", prediction.urgency),
     }
     return ClassifyResult(message, prediction, item, explanation)
+
+
+def evaluate(settings: Settings, path: Path) -> EvaluationResult:
+    """The active model scored on a labelled set."""
+    from .model import dataset, evaluation
+
+    data = dataset.load(path)
+    if not data.inputs:
+        raise UsageError(f"{path} holds no labelled messages")
+    loaded = load_model(settings)
+    return evaluation.evaluate(loaded.model, loaded.model_id, data, str(path))

@@ -186,7 +186,7 @@ def test_classify_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     record = json.loads(out)
     assert record["urgency"] == "urgent"
-    assert "chargeback or payment dispute" in record["cues"]
+    assert "chargeback or payment dispute" in [c["cue"] for c in record["cues"]]
     assert abs(sum(record["category_probs"].values()) - 1) < 0.01
     assert record["explanation"]["category"]
 

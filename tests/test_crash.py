@@ -95,9 +95,9 @@ def test_train_killed_never_leaves_a_broken_active_model(tmp_path: Path) -> None
         kill_after(start(home, "train", "--force"), delay)
         os.environ["SUPPORTCLI_HOME"] = str(home)
         try:
-            from supportcli import registry
+            from supportcli import workflows
 
-            loaded = registry.load_active(load_settings())  # never half-written
+            loaded = workflows.load_model(load_settings())  # never half-written
             assert loaded.model.predict(["where is my parcel"], loaded.model_id)
         finally:
             del os.environ["SUPPORTCLI_HOME"]

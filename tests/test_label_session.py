@@ -42,14 +42,14 @@ SCREEN = re.compile(rf"│{_GAP}id{_GAP}([^\s\x1b]+).*?"
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     """Load the active model once; when it had to be rebuilt, its directory is reused."""
-    from supportcli import registry
+    from supportcli import workflows
     from supportcli.config import load_settings
 
     home = tmp_path_factory.mktemp("model-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUPPORTCLI_HOME", str(home))
         mp.delenv("SUPPORTCLI_CONFIG", raising=False)
-        registry.load_active(load_settings())
+        workflows.load_model(load_settings())
     models = home / "models"
     return models if models.is_dir() else None
 

@@ -227,12 +227,14 @@ def doctor(
 
 
 def _model_check(settings: Any) -> Any:
-    from .. import registry
     from ..doctor import Check
     from ..errors import ModelError
+    from ..model import registry
 
     try:
         loaded = registry.load_active(settings)
+    except registry.RebuildNeeded as exc:
+        return Check("model", True, f"{exc.message}; {exc.hint}")
     except ModelError as exc:
         return Check("model", False, exc.message, exc.hint or "")
     return Check("model", True, f"{loaded.model_id} ({loaded.meta.get('n_samples', '?')} samples)")

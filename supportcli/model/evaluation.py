@@ -1,20 +1,15 @@
-"""Scoring the active model on a labelled set: accuracy, macro-F1, per-class scores, the
-confusion matrix, coverage at the review threshold, and calibration (reliability table and
-expected calibration error). Nothing here prints."""
+"""Scoring probabilities against labels: accuracy, macro-F1, per-class scores, the confusion
+matrix, coverage at the review threshold, and calibration (reliability table and expected
+calibration error). Training scores its out-of-fold probabilities with it, ``evaluate`` a
+saved model on a labelled set. Nothing here prints or loads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from . import dataset, registry
-from .config import Settings
-from .errors import UsageError
-from .records import Prediction
 
 BINS = 10
 
@@ -37,6 +32,11 @@ class TargetReport:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def summary(self) -> dict[str, Any]:
+        """What a model's meta.json keeps of it."""
+        keys = ("accuracy", "macro_f1", "threshold", "coverage", "covered_accuracy", "ece")
+        return {**{k: round(float(getattr(self, k)), 4) for k in keys}, "per_class": self.per_class}
+
 
 @dataclass
 class EvaluationResult:
@@ -46,23 +46,22 @@ class EvaluationResult:
     targets: list[TargetReport]
 
 
-def evaluate(settings: Settings, path: Path) -> EvaluationResult:
-    data = dataset.load(path)
-    if not data.texts:
-        raise UsageError(f"{path} holds no labelled messages")
-    loaded = registry.load_active(settings)
-    predictions = loaded.model.predict(data.texts, loaded.model_id)
-    model = loaded.model
+def evaluate(model: Any, model_id: str, data: Any, path: str) -> EvaluationResult:
+    """``model`` (a ``TrainedModel``) scored on ``data`` (a ``dataset.LabelledSet``)."""
+    probabilities = model.probabilities(data.inputs)
+    truths = (data.categories, data.urgencies)
     targets = [
-        score_target("category", data.categories, predictions, model.category_threshold),
-        score_target("urgency", data.urgencies, predictions, model.urgency_threshold),
+        score(name, truth, np.array(classes), probs, model.thresholds[name])
+        for name, truth, classes, probs in zip(
+            ("category", "urgency"), truths, (model.categories, model.urgencies), probabilities,
+            strict=True)
     ]
-    return EvaluationResult(str(path), len(data.texts), loaded.model_id, targets)
+    return EvaluationResult(path, len(data.inputs), model_id, targets)
 
 
-def score_target(
-    name: str, truth: list[str], predictions: list[Prediction], threshold: float
-) -> TargetReport:
+def score(name: str, truth: list[str], classes: np.ndarray, probs: np.ndarray,
+          threshold: float) -> TargetReport:
+    """The report of one target from its probabilities (columns: ``classes``)."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -70,28 +69,17 @@ def score_target(
         precision_recall_fscore_support,
     )
 
-    if name == "category":
-        predicted = [p.category for p in predictions]
-        confidence = np.array([p.category_confidence for p in predictions])
-        known = set(predictions[0].category_probs) if predictions else set()
-    else:
-        predicted = [p.urgency for p in predictions]
-        confidence = np.array([p.urgency_confidence for p in predictions])
-        known = set(predictions[0].urgency_probs) if predictions else set()
+    predicted = [str(c) for c in classes[np.argmax(probs, axis=1)]] if len(truth) else []
+    confidence = probs.max(axis=1) if len(truth) else np.zeros(0)
     labels = sorted(set(truth) | set(predicted))
     precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=labels, zero_division=0
-    )
+        truth, predicted, labels=labels, zero_division=0)
     per_class = {
-        label: {
-            "precision": round(float(p), 4),
-            "recall": round(float(r), 4),
-            "f1": round(float(f), 4),
-            "support": int(s),
-        }
+        label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
+                "f1": round(float(f), 4), "support": int(s)}
         for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
     }
-    correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)])
+    correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)], dtype=bool)
     covered = confidence >= threshold
     ece, table = calibration(confidence, correct)
     return TargetReport(
@@ -106,8 +94,22 @@ def score_target(
         covered_accuracy=float(correct[covered].mean()) if covered.any() else 0.0,
         ece=ece,
         reliability=table,
-        unknown_labels=sorted(set(truth) - known),
+        unknown_labels=sorted(set(truth) - {str(c) for c in classes}),
     )
+
+
+def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
+    """The lowest confidence threshold whose covered part reaches ``target`` accuracy: sort by
+    confidence, descending; the accuracy of the top k is a running mean; the largest k whose
+    running accuracy still reaches the target gives the threshold."""
+    if len(confidence) == 0:
+        return 0.0
+    order = np.argsort(-confidence, kind="stable")
+    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.nonzero(running >= target)[0]
+    if len(ok) == 0:
+        return float(confidence.max()) + 1e-9  # nothing reaches the target: review everything
+    return float(confidence[order][ok[-1]])
 
 
 def calibration(

@@ -1,10 +1,13 @@
-"""Which model is active, and where models live.
+"""Which model is active, where models live, and whether a saved model may be used.
 
 The shipped default lives in the package (``models/default``); models trained by the user live
 in ``<state dir>/models/<version>/``, and ``<state dir>/models/ACTIVE`` names the active one.
-When the installed scikit-learn differs from the one that built the default model, the
-default is rebuilt from the bundled samples into the state dir (with a warning) instead of
-unpickling a model across versions.
+A saved model is used only for the inputs it was trained with: its ``meta.json`` fingerprint
+(``features.fingerprint``: cue specs, feature settings, text version, scikit-learn) must equal
+the code's. For the shipped default, a default rebuilt into the state dir for this code is used
+instead, and when there is none ``load_active`` raises ``RebuildNeeded``: the workflow decides
+to rebuild it. A shop's own model that does not match is refused with a hint to retrain.
+Loading never trains.
 """
 
 from __future__ import annotations
@@ -13,19 +16,32 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import artifacts, resources
-from .config import Settings
-from .errors import ModelError
+from .. import resources
+from ..config import Settings
+from ..errors import ModelError
+from . import artifacts
+
+if TYPE_CHECKING:
+    from .classifier import TrainedModel
 
 log = logging.getLogger(__name__)
 REBUILT_DEFAULT = "default-rebuilt"
 
 
+class RebuildNeeded(ModelError):
+    """The shipped default was built for other inputs; ``directory`` is where to rebuild it."""
+
+    def __init__(self, reason: str, directory: Path) -> None:
+        super().__init__(f"the shipped model was built for other inputs ({reason})",
+                         hint="it is rebuilt from the bundled samples on first use")
+        self.directory = directory
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    model: Any  # model.TrainedModel
+    model: TrainedModel
     meta: dict[str, Any]
     directory: Path
 
@@ -59,17 +75,39 @@ def set_active(settings: Settings, name: str) -> None:
     os.replace(tmp, pointer)
 
 
+def mismatch(meta: dict[str, Any]) -> str:
+    """What differs between the inputs a model was trained for and the code's ('' if none)."""
+    from .features import fingerprint
+
+    saved = meta.get("fingerprint")
+    if not isinstance(saved, dict):
+        return "a model from before input fingerprints"
+    current = fingerprint()
+    return ", ".join(
+        f"{key} {saved.get(key)} -> {value}" if key in ("scikit-learn", "numpy", "model", "text")
+        else f"{key} changed" for key, value in current.items() if saved.get(key) != value)
+
+
 def load_active(settings: Settings, model_dir: Path | None = None) -> LoadedModel:
+    """The active model, verified; ``RebuildNeeded`` when the default must be rebuilt first."""
     directory = model_dir or active_dir(settings)
     meta = artifacts.read_meta(directory)
-    if _version_mismatch(meta) and directory.resolve() == resources.default_model_dir().resolve():
-        return _rebuilt_default(settings, meta)
-    if _version_mismatch(meta):
+    problem = mismatch(meta)
+    if not problem:
+        return _load_verified(directory, settings, str(meta["sha256"]))
+    if directory.resolve() != resources.default_model_dir().resolve():
         raise ModelError(
-            f"the model in {directory} was built by another scikit-learn or supportcli version",
+            f"the model in {directory} was trained for other inputs ({problem}): not using it",
             hint="retrain it with `supportcli train`, or `supportcli model use default`",
         )
-    return _load_verified(directory, settings, str(meta["sha256"]))
+    rebuilt = settings.models_dir / REBUILT_DEFAULT
+    try:
+        ours = artifacts.read_meta(rebuilt)
+        if not mismatch(ours) and ours.get("samples_sha256") == meta.get("samples_sha256"):
+            return _load_verified(rebuilt, settings, str(ours["sha256"]))
+    except ModelError:
+        pass  # missing or broken: rebuild it
+    raise RebuildNeeded(problem, rebuilt)
 
 
 # Verified models already loaded in this process, by (directory, sha256 of the file).
@@ -86,42 +124,3 @@ def _load_verified(directory: Path, settings: Settings, expected_sha: str) -> Lo
     _LOADED.clear()  # keep one model in memory, not every version ever used
     _LOADED[key] = LoadedModel(model, meta, directory)
     return _LOADED[key]
-
-
-def _version_mismatch(meta: dict[str, Any]) -> bool:
-    """True when the model was built by another scikit-learn or another feature schema."""
-    import sklearn
-
-    from .features import READABLE_FEATURE_SCHEMAS
-
-    return (
-        str(meta.get("versions", {}).get("scikit-learn")) != sklearn.__version__
-        or meta.get("feature_schema") not in READABLE_FEATURE_SCHEMAS
-    )
-
-
-def _rebuilt_default(settings: Settings, shipped_meta: dict[str, Any]) -> LoadedModel:
-    import sklearn
-
-    directory = settings.models_dir / REBUILT_DEFAULT
-    if directory.is_dir():
-        try:
-            model, meta = artifacts.load(directory, trusted_roots(settings))
-            if not _version_mismatch(meta) and meta.get("samples_sha256") == shipped_meta.get(
-                "samples_sha256"
-            ):
-                return LoadedModel(model, meta, directory)
-        except ModelError:
-            pass
-    log.warning(
-        "the shipped model was built with scikit-learn %s, this is %s: rebuilding it from the "
-        "bundled samples into %s (once)",
-        shipped_meta.get("versions", {}).get("scikit-learn"),
-        sklearn.__version__,
-        directory,
-    )
-    from .training import train_default
-
-    train_default(directory, with_metrics=False)
-    model, meta = artifacts.load(directory, trusted_roots(settings))
-    return LoadedModel(model, meta, directory)

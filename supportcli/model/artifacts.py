@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ModelError
+from .. import __version__
+from ..errors import ModelError
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"

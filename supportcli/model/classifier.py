@@ -1,0 +1,241 @@
+"""The classifier: one featurization shared by the two targets, a linear SVM per target whose
+scores become probabilities by temperature scaling (scikit-learn's ``CalibratedClassifierCV``,
+``ensemble=False``: the SVM trained on everything picks the class, out-of-fold scores set the
+temperature), predictions with the cues that fired, and explanations a person recognises.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from ..records import Prediction
+from . import cues
+from .features import build_features
+from .text import ModelInput, as_input
+
+SEED = 0
+TARGETS = ("category", "urgency")
+CALIBRATION_FOLDS = 3
+VIEW_WEIGHT = 0.3  # a short view of a sample counts this much of its message's weight
+BATCH = 4096  # inputs featurized at once when predicting
+
+
+def build_svm() -> LinearSVC:
+    # balanced class weights keep rare classes such as "urgent" found
+    return LinearSVC(C=0.7, class_weight="balanced", random_state=SEED)
+
+
+def calibrated(cv: Any) -> CalibratedClassifierCV:
+    return CalibratedClassifierCV(build_svm(), method="temperature", cv=cv, ensemble=False)
+
+
+def build_pipeline() -> Pipeline:
+    """Features + calibrated SVM for one target (benchmarks and the label audit use it)."""
+    cv = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=SEED)
+    return Pipeline([("features", build_features()), ("classifier", calibrated(cv))])
+
+
+def folds(labels: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded ``StratifiedKFold`` over rows of labels (texts × targets: stratified on their
+    combinations, so that every target's classes spread over the folds), with ``k`` lowered
+    to the smallest class of any target (at least 2)."""
+    rows = np.asarray(labels, dtype=object).reshape(len(labels), -1)
+    smallest = min(min(Counter(column.tolist()).values()) for column in rows.T)
+    joint = ["\x1f".join(map(str, row)) for row in rows]
+    with warnings.catch_warnings():  # a rare combination is spread as far as it goes
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        splitter = StratifiedKFold(max(2, min(k, smallest)), shuffle=True, random_state=SEED)
+        return list(splitter.split(joint, joint))
+
+
+class SupportModel(BaseEstimator):
+    """Both targets (the columns of ``y``: category, urgency) on one featurization: its word
+    pairs are chosen for both, and each target gets its calibrated SVM. ``views`` (per
+    message, short texts its labels hold for) train the first target only, at
+    ``view_weight``, and follow their message into its calibration fold."""
+
+    def __init__(self, view_weight: float = VIEW_WEIGHT,
+                 calibration_folds: int = CALIBRATION_FOLDS) -> None:
+        self.view_weight = view_weight
+        self.calibration_folds = calibration_folds
+
+    def fit(self, X: Sequence[Any], y: Any, sample_weight: Any = None,
+            views: Any = None) -> SupportModel:
+        items = [as_input(x) for x in X]
+        y = np.asarray(y, dtype=object).reshape(len(items), -1)
+        n = len(items)
+        owners = np.arange(n)
+        if views is not None:
+            extra = [(i, v) for i, texts in enumerate(views) for v in texts]
+            items += [replace(items[i], text=v) for i, v in extra]
+            owners = np.concatenate([owners, [i for i, _ in extra]]).astype(np.int64)
+        given = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        weights = given[owners] * np.where(np.arange(len(owners)) < n, 1.0, self.view_weight)
+        self.features_ = build_features()
+        x = self.features_.fit_transform(items, y[owners])
+        splits = folds(y, self.calibration_folds)
+        self.classifiers_ = []
+        for target in range(y.shape[1]):
+            used = np.arange(len(owners) if target == 0 else n)
+            cv = [tuple(np.flatnonzero(np.isin(owners[used], part)) for part in split)
+                  for split in splits]
+            labels = np.asarray(y[owners[used], target].tolist())  # str, or int in a CV fold
+            classifier = calibrated(cv).fit(x[used], labels, sample_weight=weights[used])
+            self.classifiers_.append(classifier)
+        self.classes_ = [c.classes_ for c in self.classifiers_]
+        return self
+
+    def predict_proba(self, X: Sequence[Any]) -> list[np.ndarray]:
+        x = self.features_.transform([as_input(i) for i in X])
+        return [c.predict_proba(x) for c in self.classifiers_]
+
+    def predict(self, X: Sequence[Any]) -> np.ndarray:
+        probs = self.predict_proba(X)
+        return np.column_stack([c[p.argmax(axis=1)] for c, p in zip(self.classes_, probs,
+                                                                    strict=True)])
+
+
+@dataclass
+class OutOfFold:
+    """One target's cross-validated probabilities: each message scored by a model that was
+    trained without it (training keeps them, e.g. to choose a threshold)."""
+
+    classes: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+@dataclass
+class TrainedModel:
+    estimator: SupportModel
+    thresholds: dict[str, float]  # per target: below this confidence, "needs review"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    out_of_fold: dict[str, OutOfFold] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> list[str]:
+        return [str(c) for c in self.estimator.classes_[0]]
+
+    @property
+    def urgencies(self) -> list[str]:
+        return [str(c) for c in self.estimator.classes_[1]]
+
+    def probabilities(self, items: Sequence[ModelInput | str]) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated category and urgency probabilities (columns: ``categories``,
+        ``urgencies``)."""
+        category, urgency = self.estimator.predict_proba(items)
+        return category, urgency
+
+    def predict(self, items: Sequence[ModelInput | str], model_id: str) -> list[Prediction]:
+        inputs = [as_input(i) for i in items]
+        out: list[Prediction] = []
+        for start in range(0, len(inputs), BATCH):
+            out.extend(self._predict(inputs[start : start + BATCH], model_id))
+        return out
+
+    def _predict(self, batch: list[ModelInput], model_id: str) -> list[Prediction]:
+        cat_probs, urg_probs = self.probabilities(batch)
+        cats, urgs = self.categories, self.urgencies
+        limit_c, limit_u = self.thresholds["category"], self.thresholds["urgency"]
+        out = []
+        for cp, up, hits in zip(cat_probs.tolist(), urg_probs.tolist(), cues.find(batch),
+                                strict=True):
+            ci, ui = cp.index(max(cp)), up.index(max(up))
+            out.append(Prediction(
+                cats[ci], cp[ci], urgs[ui], up[ui], cp[ci] < limit_c or up[ui] < limit_u,
+                model_id, dict(zip(cats, map(round, cp, repeat(4)), strict=True)),
+                dict(zip(urgs, map(round, up, repeat(4)), strict=True)), hits))
+        return out
+
+    def explain(self, item: ModelInput | str, target: str, label: str,
+                k: int = 8) -> list[tuple[str, float]]:
+        """What in ``item`` pushed hardest towards (+) or away from (−) ``label``: words,
+        phrases, word pairs and cues with the words they matched. Character n-grams count for
+        the words holding them; function words and bare numbers are left out."""
+        item = as_input(item)
+        classifier = self.estimator.classifiers_[TARGETS.index(target)]
+        row = self.estimator.features_.transform([item]).tocsr()
+        weights = row.data * _coef(classifier, label)[row.indices]
+        names = self.estimator.features_.get_feature_names_out()[row.indices]
+        totals: dict[str, float] = defaultdict(float)
+        chars = self.estimator.features_.named_transformers["chars"]
+        for label_, value in _readable(item, names, weights, chars):
+            totals[label_] += value
+        best = sorted(totals.items(), key=lambda kv: -abs(kv[1]))[:k]
+        return [(name, round(value, 3)) for name, value in best]
+
+
+def _coef(classifier: CalibratedClassifierCV, label: str) -> np.ndarray:
+    """The SVM's weights towards ``label`` (its SVM learnt the classes' indices)."""
+    index = [str(c) for c in classifier.classes_].index(label)
+    coef = classifier.calibrated_classifiers_[0].estimator.coef_
+    return coef[index] if len(coef) > 1 else coef[0] * (1 if index == 1 else -1)
+
+
+FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) | {  # and those of the samples' other languages
+    "der", "die", "das", "und", "oder", "ist", "ein", "eine", "ich", "sie", "wir", "nicht", "mit",
+    "von", "zu", "den", "dem", "le", "la", "les", "et", "ou", "un", "une", "je", "vous", "nous",
+    "pas", "est", "de", "des", "du", "el", "los", "las", "y", "o", "es", "una", "yo", "no", "en",
+    "por", "para", "que", "il", "di", "che", "per", "non", "hi", "hello", "dear", "thanks",
+    "thank", "regards"}
+_WORD = re.compile(r"\w+(?:['-]\w+)*")
+
+
+def _meaningful(words: Sequence[str], every: bool = False) -> bool:
+    """A word or phrase a reader recognises: not only function words, numbers or fragments
+    (``every``: no such word at all, for a pair of words apart)."""
+    known = [len(w) > 2 and not w.isdigit() and w not in FUNCTION_WORDS for w in words]
+    return all(known) if every else any(known)
+
+
+def _readable(item: ModelInput, names: np.ndarray, weights: np.ndarray,
+              chars: Any) -> list[tuple[str, float]]:
+    """(readable name, contribution) per column; character n-grams shared out over the words
+    of the text that hold them."""
+    found = {hit.cue: hit for hit in cues.hits(item)}
+    out: list[tuple[str, float]] = []
+    grams: dict[str, float] = {}
+    for name, value in zip(names.tolist(), weights.tolist(), strict=True):
+        block, _, feature = name.partition("__")
+        words = feature.split(" + ") if block == "pairs" else feature.split()
+        if block == "chars":
+            grams[feature] = value
+        elif block == "cues" and feature in found:
+            out.append((f"{feature} cue: '{found[feature].text}'", value))
+        elif block in ("words", "pairs") and _meaningful(words, every=block == "pairs"):
+            kind = {"words": "word" if len(words) == 1 else "phrase", "pairs": "words"}[block]
+            out.append((f"{kind} " + " + ".join(f"'{w}'" for w in ([feature] if block == "words"
+                                                                  else words)), value))
+    return out + _char_words(item, grams, chars)
+
+
+def _char_words(item: ModelInput, grams: dict[str, float], chars: Any) -> list[tuple[str, float]]:
+    """Each character n-gram's contribution shared out over the words of the text holding it,
+    in proportion to how often each holds it."""
+    analyze = chars.grams_.build_analyzer()
+    holders: dict[str, list[str]] = defaultdict(list)
+    for chunk in item.text.lower().split():
+        for gram in analyze(chunk):
+            if gram in grams:
+                holders[gram].append(chunk)
+    out = []
+    for gram, chunks in holders.items():
+        for chunk in chunks:
+            words = _WORD.findall(chunk)
+            if _meaningful(words):
+                out.append((f"word '{' '.join(words)}'", grams[gram] / len(chunks)))
+    return out
