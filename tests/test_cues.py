@@ -159,7 +159,7 @@ def test_a_function_cue_reads_the_whole_input_and_runs_only_on_its_triggers(
     cue = Cue("weekend deadline", function=weekend, triggers=("saturday",))
     monkeypatch.setattr(cues, "CUES", (*CUES, cue))
     monkeypatch.setattr(cues, "CUE_NAMES", (*CUE_NAMES, cue.name))
-    cues._checks.cache_clear()
+    cues._index.cache_clear()
     cues.hits.cache_clear()
     try:
         friday = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -169,7 +169,7 @@ def test_a_function_cue_reads_the_whole_input_and_runs_only_on_its_triggers(
         assert [[h.cue for h in row] for row in rows] == [["weekend deadline"], [], []]
         assert len(seen) == 2  # the text without the trigger word was not asked
     finally:
-        cues._checks.cache_clear()
+        cues._index.cache_clear()
         cues.hits.cache_clear()
 
 

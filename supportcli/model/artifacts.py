@@ -36,11 +36,8 @@ def sha256_file(path: Path) -> str:
 def versions() -> dict[str, str]:
     import sklearn
 
-    return {
-        "supportcli": __version__,
-        "scikit-learn": sklearn.__version__,
-        "python": platform.python_version(),
-    }
+    return {"supportcli": __version__, "scikit-learn": sklearn.__version__,
+            "python": platform.python_version()}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -75,10 +75,8 @@ class SupportModel(BaseEstimator):
 
     def fit(self, X: Sequence[Any], y: Any, sample_weight: Any = None,
             views: Any = None) -> SupportModel:
-        items = [as_input(x) for x in X]
-        y = np.asarray(y, dtype=object).reshape(len(items), -1)
-        n = len(items)
-        owners = np.arange(n)
+        items, n = [as_input(x) for x in X], len(X)
+        y, owners = np.asarray(y, dtype=object).reshape(n, -1), np.arange(n)
         if views is not None:
             extra = [(i, v) for i, texts in enumerate(views) for v in texts]
             items += [replace(items[i], text=v) for i, v in extra]
@@ -94,8 +92,7 @@ class SupportModel(BaseEstimator):
             cv = [tuple(np.flatnonzero(np.isin(owners[used], part)) for part in split)
                   for split in splits]
             labels = np.asarray(y[owners[used], target].tolist())  # str, or int in a CV fold
-            classifier = calibrated(cv).fit(x[used], labels, sample_weight=weights[used])
-            self.classifiers_.append(classifier)
+            self.classifiers_.append(calibrated(cv).fit(x[used], labels, weights[used]))
         self.classes_ = [c.classes_ for c in self.classifiers_]
         return self
 
@@ -104,6 +101,7 @@ class SupportModel(BaseEstimator):
         return [c.predict_proba(x) for c in self.classifiers_]
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
+        """Each target's most probable class (texts × targets)."""
         probs = self.predict_proba(X)
         return np.column_stack([c[p.argmax(axis=1)] for c, p in zip(self.classes_, probs,
                                                                     strict=True)])
@@ -111,8 +109,8 @@ class SupportModel(BaseEstimator):
 
 @dataclass
 class OutOfFold:
-    """One target's cross-validated probabilities: each message scored by a model that was
-    trained without it (training keeps them, e.g. to choose a threshold)."""
+    """One target's cross-validated probabilities: each message scored by a model trained
+    without it (training keeps them, e.g. to choose a threshold)."""
 
     classes: np.ndarray
     labels: np.ndarray
@@ -135,8 +133,7 @@ class TrainedModel:
         return [str(c) for c in self.estimator.classes_[1]]
 
     def probabilities(self, items: Sequence[ModelInput | str]) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated category and urgency probabilities (columns: ``categories``,
-        ``urgencies``)."""
+        """Calibrated probabilities (columns: ``categories``, then ``urgencies``)."""
         category, urgency = self.estimator.predict_proba(items)
         return category, urgency
 
@@ -217,9 +214,9 @@ def _readable(item: ModelInput, names: np.ndarray, weights: np.ndarray,
         elif block == "cues" and feature in found:
             out.append((f"{feature} cue: '{found[feature].text}'", value))
         elif block in ("words", "pairs") and _meaningful(words, every=block == "pairs"):
-            kind = {"words": "word" if len(words) == 1 else "phrase", "pairs": "words"}[block]
-            out.append((f"{kind} " + " + ".join(f"'{w}'" for w in ([feature] if block == "words"
-                                                                  else words)), value))
+            kind = "words" if block == "pairs" else "word" if len(words) == 1 else "phrase"
+            shown = " + ".join(f"'{w}'" for w in words) if block == "pairs" else f"'{feature}'"
+            out.append((f"{kind} {shown}", value))
     return out + _char_words(item, grams, chars)
 
 

@@ -55,26 +55,20 @@ def _automated(item: ModelInput) -> str | None:
 
 
 def _shouting(item: ModelInput) -> str | None:
-    """The first capitalised words, when more than 60% of the first 1,500 characters' cased
-    letters (more than 20) are capitals."""
+    """The first capitalised words, when more than 60% of the cased letters (more than 20) of
+    the first 1,500 characters are capitals."""
     head = item.text[:1500]
-    upper = _count(head, str.isupper, _UPPER)
-    if upper <= 12:  # cannot be 60% of more than 20
-        return None
-    lower = _count(head, str.islower, _LOWER)
+    upper = _count(head, str.isupper, bytes(range(65, 91)))
+    lower = _count(head, str.islower, bytes(range(97, 123))) if upper > 12 else 0
     if upper + lower <= 20 or upper <= 0.6 * (upper + lower):
         return None
     return " ".join([w for w in head.split() if w.isupper()][:6])
 
 
-_UPPER, _LOWER = bytes(range(65, 91)), bytes(range(97, 123))
-
-
 def _count(text: str, test: Callable[[str], bool], ascii_letters: bytes) -> int:
     """How many characters of ``text`` pass ``test`` (bytes.translate for ASCII text: faster)."""
     if text.isascii():
-        data = text.encode()
-        return len(data) - len(data.translate(None, ascii_letters))
+        return len(text) - len(text.encode().translate(None, ascii_letters))
     return sum(map(test, text))
 
 
@@ -137,6 +131,7 @@ CUES: tuple[Cue, ...] = (
 )
 CUE_NAMES = tuple(cue.name for cue in CUES)
 _LITERAL = re.compile(r"(?:\\b)?((?:[^\\.^$*+?{}\[\]|()](?![?*{]))+)")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 
 
 @dataclass(frozen=True)
@@ -146,88 +141,71 @@ class _Check:
     regex: re.Pattern[str] | None  # None for a function
 
 
-def _prefix(pattern: str) -> str:
-    match = _LITERAL.match(pattern)
-    if not match:
-        raise ValueError(f"cue pattern {pattern!r} does not start with a literal")
-    return match.group(1)
+@dataclass
+class _Index:
+    checks: list[_Check]
+    words: list[tuple[str, int]]  # trigger word -> bitmask of the checks it enables
+    always: list[tuple[str, int]]  # prefixes without a word ('!!', '#'; '' for a function)
+    masks: dict[str, int]  # whitespace-free chunk of a text -> its checks (bounded)
 
 
 @cache
-def _checks() -> tuple[tuple[_Check, ...], tuple[tuple[str, int], ...],
-                       tuple[tuple[str, int], ...]]:
-    """Every check (a regex alternative or a function), then the word triggers and the others
-    with the bitmask of the checks they enable: an alternative's longest word, else its whole
-    prefix ('!!', '#'); a function's trigger words, else '' (it runs on every text)."""
-    checks: list[_Check] = []
-    triggers: dict[str, int] = {}
+def _index() -> _Index:
+    """The checks: each regex alternative, triggered by the longest word of its literal prefix
+    (else by the prefix itself), and each function, triggered by its words (else always)."""
+    index = _Index([], [], [], {})
     for i, cue in enumerate(CUES):
-        found: list[tuple[_Check, tuple[str, ...]]] = [
-            (_Check(i, _prefix(p), re.compile(p)), ()) for p in cue.patterns]
+        for pattern in cue.patterns:
+            match = _LITERAL.match(pattern)
+            if not match:
+                raise ValueError(f"cue pattern {pattern!r} does not start with a literal")
+            runs = re.findall(r"\w+", match.group(1))
+            table = index.words if runs else index.always
+            table.append((max(runs, key=len) if runs else match.group(1), 1 << len(index.checks)))
+            index.checks.append(_Check(i, match.group(1), re.compile(pattern)))
         if cue.function is not None:
-            found.append((_Check(i, "", None), cue.triggers or ("",)))
-        for check, words in found:
-            runs = re.findall(r"\w+", check.prefix)
-            for trigger in words or [max(runs, key=len) if runs else check.prefix]:
-                triggers[trigger] = triggers.get(trigger, 0) | 1 << len(checks)
-            checks.append(check)
-    plain = tuple((t, b) for t, b in triggers.items() if re.fullmatch(r"\w+", t))
-    return tuple(checks), plain, tuple((t, b) for t, b in triggers.items() if (t, b) not in plain)
-
-
-_MASKS: dict[str, int] = {}  # whitespace-free chunk of text -> its trigger mask (bounded)
-
-
-def _chunk_mask(chunk: str) -> int:
-    """The checks enabled by the trigger words inside one chunk (no trigger spans whitespace)."""
-    return reduce(or_, (bits for trigger, bits in _checks()[1] if trigger and trigger in chunk), 0)
-
-
-def _always(lowered: str) -> int:
-    """The checks enabled by triggers without a word ('!!', '#', and '' for functions)."""
-    return reduce(or_, (bits for prefix, bits in _checks()[2] if prefix in lowered), 0)
+            bit = 1 << len(index.checks)
+            index.checks.append(_Check(i, "", None))
+            index.words += [(word, bit) for word in cue.triggers]
+            index.always += [] if cue.triggers else [("", bit)]
+    return index
 
 
 @lru_cache(maxsize=1 << 13)
 def hits(item: ModelInput) -> tuple[CueHit, ...]:
     """The cues that fire on ``item``, in ``CUES`` order, each with the words it matched."""
-    lowered = item.text.lower()
-    checks = _checks()[0]
+    index, lowered = _index(), item.text.lower()
     chunks = set(lowered.split())
-    if len(_MASKS) > 200_000:
-        _MASKS.clear()
-    for chunk in list(filterfalse(_MASKS.__contains__, chunks)):
-        _MASKS[chunk] = _chunk_mask(chunk)
-    mask = reduce(or_, map(_MASKS.__getitem__, chunks), _always(lowered))
+    if len(index.masks) > 200_000:
+        index.masks.clear()
+    for chunk in list(filterfalse(index.masks.__contains__, chunks)):  # no trigger spans a space
+        index.masks[chunk] = reduce(or_, (b for w, b in index.words if w in chunk), 0)
+    mask = reduce(or_, map(index.masks.__getitem__, chunks), 0)
+    mask = reduce(or_, (b for prefix, b in index.always if prefix in lowered), mask)
     found: dict[int, CueHit] = {}
     while mask:
         low = mask & -mask
         mask ^= low
-        check = checks[low.bit_length() - 1]
-        if check.cue not in found:
-            hit = _run(check, item, lowered)
-            if hit is not None:
-                found[check.cue] = hit
+        check = index.checks[low.bit_length() - 1]
+        hit = None if check.cue in found else _run(check, item, lowered)
+        if hit is not None:
+            found[check.cue] = hit
     return tuple(found[i] for i in sorted(found))
 
 
 def _run(check: _Check, item: ModelInput, lowered: str) -> CueHit | None:
     cue = CUES[check.cue]
-    if check.regex is None:
-        assert cue.function is not None
+    if cue.function is not None and check.regex is None:
         result = cue.function(item)
         return CueHit(cue.name, result) if isinstance(result, str) else result
     pos = lowered.find(check.prefix)
     while pos >= 0:
-        match = check.regex.match(lowered, pos)
+        match = check.regex.match(lowered, pos) if check.regex else None
         if match:
             source = item.text if len(item.text) == len(lowered) else lowered
             return CueHit(cue.name, quote(source, match.start(), match.end()))
         pos = lowered.find(check.prefix, pos + 1)
     return None
-
-
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 
 
 def quote(text: str, start: int, end: int, before: int = 2, after: int = 3) -> str:

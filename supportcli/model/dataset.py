@@ -74,13 +74,9 @@ def load_folder(folder: Path) -> LabelledSet:
 def load_csv(path: Path) -> LabelledSet:
     rows = _read_rows(path)
     _check_columns(path, rows, {"subject", "body", "category", "urgency"})
-    return LabelledSet(
-        [ModelInput(to_text(r["subject"] or "", r["body"] or "")) for r in rows],
-        [r["category"].strip() for r in rows],
-        [r["urgency"].strip() for r in rows],
-        [None] * len(rows),
-        [f"{path.name}:{i + 2}" for i in range(len(rows))],
-    )
+    return LabelledSet([ModelInput(to_text(r["subject"] or "", r["body"] or "")) for r in rows],
+                       [r["category"].strip() for r in rows], [r["urgency"].strip() for r in rows],
+                       [None] * len(rows), [f"{path.name}:{i + 2}" for i in range(len(rows))])
 
 
 def folder_hash(folder: Path) -> str:

@@ -48,32 +48,23 @@ class EvaluationResult:
 
 def evaluate(model: Any, model_id: str, data: Any, path: str) -> EvaluationResult:
     """``model`` (a ``TrainedModel``) scored on ``data`` (a ``dataset.LabelledSet``)."""
-    probabilities = model.probabilities(data.inputs)
-    truths = (data.categories, data.urgencies)
-    targets = [
-        score(name, truth, np.array(classes), probs, model.thresholds[name])
-        for name, truth, classes, probs in zip(
-            ("category", "urgency"), truths, (model.categories, model.urgencies), probabilities,
-            strict=True)
-    ]
+    parts = zip(("category", "urgency"), (data.categories, data.urgencies),
+                (model.categories, model.urgencies), model.probabilities(data.inputs), strict=True)
+    targets = [score(name, truth, np.array(classes), probs, model.thresholds[name])
+               for name, truth, classes, probs in parts]
     return EvaluationResult(path, len(data.inputs), model_id, targets)
 
 
 def score(name: str, truth: list[str], classes: np.ndarray, probs: np.ndarray,
           threshold: float) -> TargetReport:
     """The report of one target from its probabilities (columns: ``classes``)."""
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-    )
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.metrics import precision_recall_fscore_support as scores
 
     predicted = [str(c) for c in classes[np.argmax(probs, axis=1)]] if len(truth) else []
     confidence = probs.max(axis=1) if len(truth) else np.zeros(0)
     labels = sorted(set(truth) | set(predicted))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=labels, zero_division=0)
+    precision, recall, f1, support = scores(truth, predicted, labels=labels, zero_division=0)
     per_class = {
         label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
                 "f1": round(float(f), 4), "support": int(s)}
@@ -132,13 +123,6 @@ def calibration(
         mean_conf = float(confidence[inside].mean())
         accuracy = float(correct[inside].mean())
         ece += count / n * abs(accuracy - mean_conf)
-        table.append(
-            {
-                "low": round(float(low), 2),
-                "high": round(float(high), 2),
-                "count": count,
-                "confidence": round(mean_conf, 4),
-                "accuracy": round(accuracy, 4),
-            }
-        )
+        table.append({"low": round(float(low), 2), "high": round(float(high), 2), "count": count,
+                      "confidence": round(mean_conf, 4), "accuracy": round(accuracy, 4)})
     return round(ece, 4), table

@@ -1,13 +1,11 @@
 """Which model is active, where models live, and whether a saved model may be used.
 
-The shipped default lives in the package (``models/default``); models trained by the user live
-in ``<state dir>/models/<version>/``, and ``<state dir>/models/ACTIVE`` names the active one.
-A saved model is used only for the inputs it was trained with: its ``meta.json`` fingerprint
-(``features.fingerprint``: cue specs, feature settings, text version, scikit-learn) must equal
-the code's. For the shipped default, a default rebuilt into the state dir for this code is used
-instead, and when there is none ``load_active`` raises ``RebuildNeeded``: the workflow decides
-to rebuild it. A shop's own model that does not match is refused with a hint to retrain.
-Loading never trains.
+The shipped default lives in the package (``models/default``), the shop's models in
+``<state dir>/models/<version>/``; ``<state dir>/models/ACTIVE`` names the active one. A model
+is used only for the inputs it was trained with: its fingerprint (``features.fingerprint``)
+must equal the code's. Else the shipped default is replaced by a default rebuilt for this code
+(``load_active`` raises ``RebuildNeeded`` when there is none yet: the workflow rebuilds it), and
+a shop's own model is refused with a hint to retrain. Loading never trains.
 """
 
 from __future__ import annotations
@@ -69,10 +67,9 @@ def active_dir(settings: Settings) -> Path:
 
 def set_active(settings: Settings, name: str) -> None:
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    pointer = settings.models_dir / "ACTIVE"
-    tmp = pointer.with_suffix(".tmp")
+    tmp = settings.models_dir / "ACTIVE.tmp"
     tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(tmp, pointer)
+    os.replace(tmp, settings.models_dir / "ACTIVE")
 
 
 def mismatch(meta: dict[str, Any]) -> str:

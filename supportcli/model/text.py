@@ -47,11 +47,6 @@ def as_input(item: ModelInput | str) -> ModelInput:
     return item if isinstance(item, ModelInput) else ModelInput(str(item))
 
 
-def texts(items: Any) -> list[str]:
-    """The text of each input: what the text vectorizers read."""
-    return [as_input(item).text for item in items]
-
-
 _GREETING = re.compile(  # a greeting line or clause: "Hi Anna," "Hello team!" "Dear Sir\n"
     r"^(?:hi|hello|hey|dear|hallo|guten (?:tag|morgen)|bonjour|salut|hola|buenos d[ií]as|"
     r"ciao|buongiorno|good (?:morning|afternoon|evening))(?:[ \t]+[\w'-]+){0,3}[ \t]*"
@@ -70,9 +65,7 @@ def short_views(message: Any) -> list[str]:
     whole = message_text(message)
     body = _GREETING.sub("", message.text_new.strip())
     sentences = [s.strip() for s in _SENTENCE_END.split(body) if len(s.strip()) >= VIEW_MIN_CHARS]
-    views = []
-    if sentences:
-        views.append(to_text("", " ".join(sentences[:2])))
+    views = [to_text("", " ".join(sentences[:2]))] if sentences else []
     if len(message.subject.strip()) >= VIEW_MIN_CHARS:
         views.append(to_text(message.subject, ""))
     return [v for v in dict.fromkeys(views) if v != whole]

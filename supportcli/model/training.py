@@ -58,14 +58,12 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
         *, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
         sample_weight: Sequence[float] | None = None, views: Sequence[Sequence[str]] | None = None,
         validate: bool = True, n_jobs: int | None = None) -> TrainedModel:
-    """Fit both targets; with ``validate``, also score them out of fold.
-
-    ``cross_val_predict`` fits a whole ``SupportModel`` per ``StratifiedKFold`` fold, features
-    included, so no message of a validation fold is in the vocabulary, idf, word pairs, SVM or
-    calibration that score it, and no short view of it (``views``: per message, texts its
-    category holds for) either. The out-of-fold probabilities give the metrics and the review
-    thresholds (the lowest confidence whose messages reach ``target_accuracy``), and the model
-    keeps them (``out_of_fold``). Without ``validate``: no thresholds (nothing needs review)."""
+    """Fit both targets; with ``validate``, also score them out of fold: ``cross_val_predict``
+    fits a whole ``SupportModel`` per ``StratifiedKFold`` fold, features included, so neither a
+    validation message nor its short views (``views``: per message, texts its category holds
+    for) are in what scores it. The out-of-fold probabilities give the metrics and the review
+    thresholds (the lowest confidence whose messages reach ``target_accuracy``); the model
+    keeps them (``out_of_fold``). Without ``validate`` nothing needs review."""
     from sklearn.model_selection import cross_val_predict
 
     x = [as_input(i) for i in inputs]
@@ -80,8 +78,7 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
                          {"target_accuracy": target_accuracy, "n_samples": len(x)})
     if not validate:
         return model
-    splits = folds(y, FOLDS)
-    jobs = n_jobs or (2 if len(x) > 2000 and (os.cpu_count() or 1) > 1 else 1)
+    splits, jobs = folds(y, FOLDS), n_jobs or (2 if len(x) > 2000 and os.cpu_count() != 1 else 1)
     probs = cross_val_predict(SupportModel(), x, y, cv=splits, method="predict_proba",
                               params=params, n_jobs=jobs)
     model.metrics["validation"] = f"{len(splits)}-fold cross-validation"
@@ -91,26 +88,21 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
         right = oof.classes[probs[i].argmax(axis=1)] == labels
         threshold = evaluation.threshold_for_accuracy(probs[i].max(axis=1), right, target_accuracy)
         model.thresholds[name] = threshold
-        report = evaluation.score(name, labels.tolist(), oof.classes, probs[i], threshold)
-        model.metrics[name] = report.summary()
+        model.metrics[name] = evaluation.score(name, labels.tolist(), oof.classes, probs[i],
+                                               threshold).summary()
         model.out_of_fold[name] = oof
     return model
 
 
 def _meta(name: str, trained: TrainedModel, categories: Sequence[str],
           extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n_samples": len(categories),
-        "categories": trained.categories,
-        "urgencies": trained.urgencies,
-        "metrics": trained.metrics,
-        "fingerprint": fingerprint(),
-        "category_counts": dict(sorted(Counter(categories).items())),
-        "samples_sha256": dataset.folder_hash(resources.samples_dir()),
-        **extra,
-    }
+    """What ``meta.json`` says: the fingerprint decides whether the model may be used."""
+    counts = dict(sorted(Counter(categories).items()))
+    return {"name": name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n_samples": len(categories), "categories": trained.categories,
+            "urgencies": trained.urgencies, "metrics": trained.metrics, "category_counts": counts,
+            "fingerprint": fingerprint(),
+            "samples_sha256": dataset.folder_hash(resources.samples_dir()), **extra}
 
 
 def sample_views(data: dataset.LabelledSet) -> list[list[str]]:
@@ -133,20 +125,23 @@ def train_default(output: Path | None = None, *, settings: Settings | None = Non
     return TrainResult(meta, directory)
 
 
-@dataclass
-class OwnLabels:
-    inputs: list[ModelInput]
-    categories: list[str]
-    urgencies: list[str]
-
-
-def own_labels(store: Store, timezone: str = "UTC") -> OwnLabels:
+def own_labels(store: Store, timezone: str = "UTC") -> dataset.LabelledSet:
     """The shop's labelled messages, oldest first."""
     labels = store.labels()
     messages = sorted(store.messages(message_ids=list(labels)), key=lambda m: m.date)
-    return OwnLabels([message_input(m, timezone) for m in messages],
-                     [labels[m.message_id][0] for m in messages],
-                     [labels[m.message_id][1] for m in messages])
+    return dataset.LabelledSet(
+        [message_input(m, timezone) for m in messages], [labels[m.message_id][0] for m in messages],
+        [labels[m.message_id][1] for m in messages], list(messages),
+        [m.message_id for m in messages])
+
+
+def _fit_with(samples: dataset.LabelledSet, own: dataset.LabelledSet, n_own: int,
+              own_weight: float, **options: Any) -> TrainedModel:
+    """The samples (with their short views) and the shop's oldest ``n_own`` labels."""
+    return fit(samples.inputs + own.inputs[:n_own], samples.categories + own.categories[:n_own],
+               samples.urgencies + own.urgencies[:n_own],
+               sample_weight=[1.0] * len(samples.inputs) + [own_weight] * n_own,
+               views=sample_views(samples) + [[]] * n_own, **options)
 
 
 def train_shop(settings: Settings, store: Store, current: TrainedModel, *, force: bool = False,
@@ -158,29 +153,22 @@ def train_shop(settings: Settings, store: Store, current: TrainedModel, *, force
     custom = [c for c in settings.categories if c not in samples.categories]
     check_class_sizes(samples.categories + own.categories, known=custom)
     check_class_sizes(samples.urgencies + own.urgencies)
-    cut = len(own.inputs) - max(1, round(len(own.inputs) * HOLDOUT_SHARE)) if own.inputs else 0
-    views = sample_views(samples)
-    comparison: dict[str, Any] = {"holdout": len(own.inputs) - cut}
-    if own.inputs:
-        candidate = fit(samples.inputs + own.inputs[:cut],
-                        samples.categories + own.categories[:cut],
-                        samples.urgencies + own.urgencies[:cut], validate=False,
-                        sample_weight=[1.0] * len(samples.inputs) + [own_weight] * cut,
-                        views=views + [[]] * cut)
+    n = len(own.inputs)
+    cut = n - max(1, round(n * HOLDOUT_SHARE)) if n else 0
+    comparison: dict[str, Any] = {"holdout": n - cut, "installed": True}
+    if n:
         held = (own.inputs[cut:], own.categories[cut:], own.urgencies[cut:])
-        comparison["new"] = holdout_scores(candidate, *held)
+        comparison["new"] = holdout_scores(_fit_with(samples, own, cut, own_weight,
+                                                     validate=False), *held)
         comparison["current"] = holdout_scores(current, *held)
-    better = not own.inputs or (
-        comparison["new"]["mean_macro_f1"] + 1e-9 >= comparison["current"]["mean_macro_f1"])
-    comparison["installed"] = better or force
-    categories = samples.categories + own.categories
-    trained = fit(samples.inputs + own.inputs, categories, samples.urgencies + own.urgencies,
-                  sample_weight=[1.0] * len(samples.inputs) + [own_weight] * len(own.inputs),
-                  target_accuracy=settings.target_accuracy, views=views + [[]] * len(own.inputs))
+        comparison["installed"] = force or (comparison["new"]["mean_macro_f1"] + 1e-9
+                                            >= comparison["current"]["mean_macro_f1"])
+    trained = _fit_with(samples, own, n, own_weight, target_accuracy=settings.target_accuracy)
     version = _new_version_name(settings)
-    extra = {"own_labels": len(own.inputs), "own_weight": own_weight, "comparison": comparison}
+    extra = {"own_labels": n, "own_weight": own_weight, "comparison": comparison}
     directory = settings.models_dir / version
-    meta = artifacts.save(trained, directory, _meta(version, trained, categories, extra))
+    meta = artifacts.save(trained, directory,
+                          _meta(version, trained, samples.categories + own.categories, extra))
     if comparison["installed"]:
         registry.set_active(settings, version)
     return TrainResult(meta, directory, comparison["installed"], comparison)
@@ -202,11 +190,8 @@ def holdout_scores(model: TrainedModel, inputs: list[ModelInput], categories: li
     predictions = model.predict(inputs, "holdout")
     cat = f1_score(categories, [p.category for p in predictions], average="macro", zero_division=0)
     urg = f1_score(urgencies, [p.urgency for p in predictions], average="macro", zero_division=0)
-    return {
-        "category_macro_f1": round(float(cat), 4),
-        "urgency_macro_f1": round(float(urg), 4),
-        "mean_macro_f1": round(float(cat + urg) / 2, 4),
-    }
+    return {"category_macro_f1": round(float(cat), 4), "urgency_macro_f1": round(float(urg), 4),
+            "mean_macro_f1": round(float(cat + urg) / 2, 4)}
 
 
 @dataclass(frozen=True)
@@ -224,8 +209,7 @@ def list_versions(settings: Settings) -> list[ModelVersion]:
     active = registry.active_dir(settings).resolve()
     dirs = [resources.default_model_dir()]
     if settings.models_dir.is_dir():
-        dirs += sorted(p for p in settings.models_dir.iterdir()
-                       if (p / artifacts.META_FILE).is_file())
+        dirs += sorted(p for p in settings.models_dir.iterdir() if (p / "meta.json").is_file())
     out = []
     for directory in dirs:
         try:
