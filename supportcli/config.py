@@ -135,7 +135,6 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     if target is not None and not 0 < _number(target, "target_accuracy") <= 1:
         raise ConfigError(f"config: target_accuracy must be between 0 and 1, got {target!r}")
     state = data.get("state_dir")
-    report = _table(data, "report")
     return replace(
         settings,
         state_dir=Path(state).expanduser()
@@ -147,8 +146,8 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
         target_accuracy=settings.target_accuracy if target is None else float(target),
-        timezone=str(report.get("timezone") or "UTC"),
-        business_hours=from_config(report),
+        timezone=str(_table(data, "report").get("timezone") or "UTC"),
+        business_hours=from_config(_table(data, "report")),
     )
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from supportcli.model import features
 from supportcli.model.classifier import build_pipeline
 from supportcli.model.features import CharGrams, CueFeatures, WordPairs, build_features
 from supportcli.model.text import ModelInput, message_input, short_views, to_text
@@ -104,7 +103,7 @@ def test_word_pairs_are_chosen_for_every_target_and_need_labels() -> None:
     texts, labels = _xor_texts(0, 60)
     other = ["a" if "hello" in t else "b" for t in texts]
     pairs = WordPairs(max_words=4, min_df=3).fit(texts, np.column_stack([labels, other]))
-    words = set(pairs.words_.vocabulary)
+    words = set(pairs.words_)
     assert {"transfer", "parcel", "late", "declined"} & words and "hello" in words
     names = pairs.get_feature_names_out()
     assert len(names) == pairs.transform(texts).shape[1] > 0
@@ -117,7 +116,11 @@ def test_a_text_pairs_only_its_best_candidate_words() -> None:
     texts = ["a b c d e f", "a b c d e f", "a b c d e f", "a b", "c d"]
     labels = ["x", "x", "x", "y", "z"]
     pairs = WordPairs(per_text=3, min_df=1).fit(texts, labels)
-    assert pairs._keys(["a b c d e f"]).nnz == 3  # three best words: three pairs
+    n = len(pairs.words_)
+    assert pairs.pairs("f e d c b a") == [0 * n + 1, 0 * n + 2, 1 * n + 2]  # the three best
+    best = pairs.words_[:3]
+    names = set(pairs.get_feature_names_out())
+    assert {f"{best[0]} + {best[1]}", f"{best[1]} + {best[2]}"} <= names
 
 
 def test_the_union_weighs_its_blocks_and_names_every_column() -> None:
@@ -127,7 +130,7 @@ def test_the_union_weighs_its_blocks_and_names_every_column() -> None:
     assert x.shape[1] == len(names)
     blocks = {n.split("__")[0] for n in names}
     assert blocks == {"words", "chars", "cues", "pairs"}
-    weights = dict(features.FeatureSettings().weights)
+    weights = union.transformer_weights
     for block in ("words", "chars"):
         columns = np.array([n.startswith(f"{block}__") for n in names])
         norms = np.sqrt(np.asarray(x[:, columns].multiply(x[:, columns]).sum(axis=1))).ravel()

@@ -10,6 +10,7 @@ a half-written file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -61,8 +62,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Write the model and its meta atomically; returns the full meta."""
-    import io
-
     import joblib
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,9 +73,8 @@ def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     # load refuses cleanly; managed models go to a fresh version directory that is activated
     # only after both files are complete, so the active model is never touched.
     _atomic_write(directory / MODEL_FILE, data)
-    _atomic_write(
-        directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode()
-    )
+    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
+    _atomic_write(directory / META_FILE, text.encode())
     return full
 
 
@@ -99,20 +97,17 @@ def load(directory: Path, trusted_roots: Iterable[Path]) -> tuple[Any, dict[str,
     directory = directory.resolve()
     roots = [Path(r).resolve() for r in trusted_roots]
     if not any(directory == root or root in directory.parents for root in roots):
-        raise ModelError(
-            f"refusing to load a model from {directory}: model files are code, and only "
-            "supportcli's own model directories are trusted"
-        )
+        raise ModelError(f"refusing to load a model from {directory}: model files are code, and "
+                         "only supportcli's own model directories are trusted")
     meta = read_meta(directory)
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"no model file {model_path}")
     actual = sha256_file(model_path)
     if actual != meta["sha256"]:
-        raise ModelError(
-            f"model file {model_path} does not match its meta.json (sha256 {actual[:12]}… "
-            f"expected {str(meta['sha256'])[:12]}…): refusing to load it"
-        )
+        raise ModelError(f"model file {model_path} does not match its meta.json (sha256 "
+                         f"{actual[:12]}… expected {str(meta['sha256'])[:12]}…): "
+                         "refusing to load it")
     import joblib
 
     try:

@@ -1,7 +1,7 @@
 """The classifier: one featurization shared by the two targets, a linear SVM per target whose
 scores become probabilities by temperature scaling (scikit-learn's ``CalibratedClassifierCV``,
-``ensemble=False``: the SVM trained on everything picks the class, out-of-fold scores set the
-temperature), predictions with the cues that fired, and explanations a person recognises.
+fitted on out-of-fold scores: the SVM trained on everything picks the class, calibration only
+says how sure), predictions with the cues that fired, and explanations a person recognises.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from itertools import repeat
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
@@ -29,7 +29,6 @@ from .text import ModelInput, as_input
 
 SEED = 0
 TARGETS = ("category", "urgency")
-CALIBRATION_FOLDS = 3
 VIEW_WEIGHT = 0.3  # a short view of a sample counts this much of its message's weight
 BATCH = 4096  # inputs featurized at once when predicting
 
@@ -39,14 +38,11 @@ def build_svm() -> LinearSVC:
     return LinearSVC(C=0.7, class_weight="balanced", random_state=SEED)
 
 
-def calibrated(cv: Any) -> CalibratedClassifierCV:
-    return CalibratedClassifierCV(build_svm(), method="temperature", cv=cv, ensemble=False)
-
-
 def build_pipeline() -> Pipeline:
     """Features + calibrated SVM for one target (benchmarks and the label audit use it)."""
-    cv = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=SEED)
-    return Pipeline([("features", build_features()), ("classifier", calibrated(cv))])
+    cv = StratifiedKFold(3, shuffle=True, random_state=SEED)
+    calibrated = CalibratedClassifierCV(build_svm(), method="temperature", cv=cv, ensemble=False)
+    return Pipeline([("features", build_features()), ("classifier", calibrated)])
 
 
 def folds(labels: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -62,16 +58,48 @@ def folds(labels: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(splitter.split(joint, joint))
 
 
-class SupportModel(BaseEstimator):
-    """Both targets (the columns of ``y``: category, urgency) on one featurization: its word
-    pairs are chosen for both, and each target gets its calibrated SVM. ``views`` (per
-    message, short texts its labels hold for) train the first target only, at
-    ``view_weight``, and follow their message into its calibration fold."""
+class Scores(ClassifierMixin, BaseEstimator):
+    """SVM scores computed elsewhere, passed through: wrapped in ``FrozenEstimator``, it lets
+    ``CalibratedClassifierCV`` fit its temperature on out-of-fold scores."""
 
-    def __init__(self, view_weight: float = VIEW_WEIGHT,
-                 calibration_folds: int = CALIBRATION_FOLDS) -> None:
+    def fit(self, X: Any, y: Any) -> Scores:
+        self.classes_ = np.unique(y)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        return X.reshape(len(X), -1)[:, 0] if len(self.classes_) == 2 else X
+
+    def predict(self, X: Any) -> np.ndarray:
+        scores = self.decision_function(X)
+        return self.classes_[(scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)]
+
+
+class Temperature(CalibratedClassifierCV):
+    """``CalibratedClassifierCV(method="temperature")`` of fixed scores: sample weights weigh
+    the calibration, which is all there is to fit (scikit-learn warns that they cannot reach
+    the frozen estimator: by design here)."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Temperature:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Since FrozenEstimator does not appear to accept")
+            return super().fit(X, y, sample_weight, **params)
+
+
+def temperature(classes: np.ndarray) -> Temperature:
+    """Temperature scaling of given scores: ``softmax(beta * scores)``, one beta fitted by
+    scikit-learn on the scores and labels it is given."""
+    return Temperature(FrozenEstimator(Scores().fit(None, classes)), method="temperature")
+
+
+class SupportModel(BaseEstimator):
+    """Both targets (the columns of ``y``: category, urgency) on one featurization, its word
+    pairs chosen for both, and a linear SVM per target. ``views`` (per message, short texts
+    its labels hold for) train the first target only, at ``view_weight``. ``calibrate`` sets
+    each target's temperature from out-of-fold scores; ``predict_proba`` needs it."""
+
+    def __init__(self, view_weight: float = VIEW_WEIGHT) -> None:
         self.view_weight = view_weight
-        self.calibration_folds = calibration_folds
 
     def fit(self, X: Sequence[Any], y: Any, sample_weight: Any = None,
             views: Any = None) -> SupportModel:
@@ -85,26 +113,32 @@ class SupportModel(BaseEstimator):
         weights = given[owners] * np.where(np.arange(len(owners)) < n, 1.0, self.view_weight)
         self.features_ = build_features()
         x = self.features_.fit_transform(items, y[owners])
-        splits = folds(y, self.calibration_folds)
-        self.classifiers_ = []
+        self.svms_ = []
         for target in range(y.shape[1]):
             used = np.arange(len(owners) if target == 0 else n)
-            cv = [tuple(np.flatnonzero(np.isin(owners[used], part)) for part in split)
-                  for split in splits]
             labels = np.asarray(y[owners[used], target].tolist())  # str, or int in a CV fold
-            self.classifiers_.append(calibrated(cv).fit(x[used], labels, weights[used]))
-        self.classes_ = [c.classes_ for c in self.classifiers_]
+            self.svms_.append(build_svm().fit(x[used], labels, sample_weight=weights[used]))
+        self.classes_ = [svm.classes_ for svm in self.svms_]
         return self
 
-    def predict_proba(self, X: Sequence[Any]) -> list[np.ndarray]:
+    def decision_function(self, X: Sequence[Any]) -> list[np.ndarray]:
         x = self.features_.transform([as_input(i) for i in X])
-        return [c.predict_proba(x) for c in self.classifiers_]
+        return [svm.decision_function(x) for svm in self.svms_]
+
+    def calibrate(self, scores: list[np.ndarray], y: Any, sample_weight: Any = None) -> None:
+        """Each target's temperature, fitted on its out-of-fold ``scores``."""
+        y = np.asarray(y, dtype=object).reshape(len(scores[0]), -1)
+        self.calibrators_ = [temperature(c).fit(s, np.asarray(y[:, t].tolist()), sample_weight)
+                             for t, (c, s) in enumerate(zip(self.classes_, scores, strict=True))]
+
+    def predict_proba(self, X: Sequence[Any]) -> list[np.ndarray]:
+        scores = self.decision_function(X)
+        return [c.predict_proba(s) for c, s in zip(self.calibrators_, scores, strict=True)]
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
-        """Each target's most probable class (texts × targets)."""
-        probs = self.predict_proba(X)
-        return np.column_stack([c[p.argmax(axis=1)] for c, p in zip(self.classes_, probs,
-                                                                    strict=True)])
+        """Each target's class (texts × targets): the SVM's, which calibration never changes."""
+        return np.column_stack([Scores().fit(None, c).predict(s) for c, s in
+                                zip(self.classes_, self.decision_function(X), strict=True)])
 
 
 @dataclass
@@ -149,13 +183,15 @@ class TrainedModel:
         cats, urgs = self.categories, self.urgencies
         limit_c, limit_u = self.thresholds["category"], self.thresholds["urgency"]
         out = []
-        for cp, up, hits in zip(cat_probs.tolist(), urg_probs.tolist(), cues.find(batch),
-                                strict=True):
+        for cp, up, rounded_c, rounded_u, hits in zip(
+            cat_probs.tolist(), urg_probs.tolist(), cat_probs.round(4).tolist(),
+            urg_probs.round(4).tolist(), cues.find(batch), strict=True,
+        ):
             ci, ui = cp.index(max(cp)), up.index(max(up))
             out.append(Prediction(
                 cats[ci], cp[ci], urgs[ui], up[ui], cp[ci] < limit_c or up[ui] < limit_u,
-                model_id, dict(zip(cats, map(round, cp, repeat(4)), strict=True)),
-                dict(zip(urgs, map(round, up, repeat(4)), strict=True)), hits))
+                model_id, dict(zip(cats, rounded_c, strict=True)),
+                dict(zip(urgs, rounded_u, strict=True)), hits))
         return out
 
     def explain(self, item: ModelInput | str, target: str, label: str,
@@ -164,9 +200,9 @@ class TrainedModel:
         phrases, word pairs and cues with the words they matched. Character n-grams count for
         the words holding them; function words and bare numbers are left out."""
         item = as_input(item)
-        classifier = self.estimator.classifiers_[TARGETS.index(target)]
+        svm = self.estimator.svms_[TARGETS.index(target)]
         row = self.estimator.features_.transform([item]).tocsr()
-        weights = row.data * _coef(classifier, label)[row.indices]
+        weights = row.data * _coef(svm, label)[row.indices]
         names = self.estimator.features_.get_feature_names_out()[row.indices]
         totals: dict[str, float] = defaultdict(float)
         chars = self.estimator.features_.named_transformers["chars"]
@@ -176,11 +212,10 @@ class TrainedModel:
         return [(name, round(value, 3)) for name, value in best]
 
 
-def _coef(classifier: CalibratedClassifierCV, label: str) -> np.ndarray:
-    """The SVM's weights towards ``label`` (its SVM learnt the classes' indices)."""
-    index = [str(c) for c in classifier.classes_].index(label)
-    coef = classifier.calibrated_classifiers_[0].estimator.coef_
-    return coef[index] if len(coef) > 1 else coef[0] * (1 if index == 1 else -1)
+def _coef(svm: LinearSVC, label: str) -> np.ndarray:
+    """The SVM's weights towards ``label``."""
+    index = [str(c) for c in svm.classes_].index(label)
+    return svm.coef_[index] if len(svm.coef_) > 1 else svm.coef_[0] * (1 if index else -1)
 
 
 FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) | {  # and those of the samples' other languages
@@ -221,18 +256,10 @@ def _readable(item: ModelInput, names: np.ndarray, weights: np.ndarray,
 
 
 def _char_words(item: ModelInput, grams: dict[str, float], chars: Any) -> list[tuple[str, float]]:
-    """Each character n-gram's contribution shared out over the words of the text holding it,
-    in proportion to how often each holds it."""
+    """Each character n-gram's contribution shared out over the words of the text holding it."""
     analyze = chars.grams_.build_analyzer()
-    holders: dict[str, list[str]] = defaultdict(list)
-    for chunk in item.text.lower().split():
-        for gram in analyze(chunk):
-            if gram in grams:
-                holders[gram].append(chunk)
-    out = []
-    for gram, chunks in holders.items():
-        for chunk in chunks:
-            words = _WORD.findall(chunk)
-            if _meaningful(words):
-                out.append((f"word '{' '.join(words)}'", grams[gram] / len(chunks)))
-    return out
+    chunks = item.text.lower().split()
+    held = [(chunk, [g for g in analyze(chunk) if g in grams]) for chunk in chunks]
+    count = Counter(gram for _, found in held for gram in found)
+    return [(f"word '{' '.join(words)}'", sum(grams[g] / count[g] for g in found))
+            for chunk, found in held if found and _meaningful(words := _WORD.findall(chunk))]

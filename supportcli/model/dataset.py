@@ -53,22 +53,19 @@ def load_folder(folder: Path) -> LabelledSet:
     labels = folder / "labels.csv"
     rows = _read_rows(labels)
     _check_columns(labels, rows, {"file", "category", "urgency"})
-    out = LabelledSet([], [], [], [], [])
+    messages = []
     for row in rows:
-        file = folder / row["file"]
         try:
-            data = file.read_bytes()
+            data = (folder / row["file"]).read_bytes()
         except OSError as exc:
             raise SourceError(f"{labels}: cannot read {row['file']}: {exc.strerror}") from None
         parsed = parse(RawMessage(f"samples:{folder.name}", row["file"], data))
         if isinstance(parsed, ParseFailure):
             raise SourceError(f"{labels}: {row['file']} cannot be parsed: {parsed.reason}")
-        out.inputs.append(message_input(parsed))
-        out.categories.append(row["category"].strip())
-        out.urgencies.append(row["urgency"].strip())
-        out.messages.append(parsed)
-        out.names.append(row["file"])
-    return out
+        messages.append(parsed)
+    return LabelledSet([message_input(m) for m in messages],
+                       [r["category"].strip() for r in rows], [r["urgency"].strip() for r in rows],
+                       list(messages), [r["file"] for r in rows])
 
 
 def load_csv(path: Path) -> LabelledSet:

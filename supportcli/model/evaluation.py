@@ -65,11 +65,9 @@ def score(name: str, truth: list[str], classes: np.ndarray, probs: np.ndarray,
     confidence = probs.max(axis=1) if len(truth) else np.zeros(0)
     labels = sorted(set(truth) | set(predicted))
     precision, recall, f1, support = scores(truth, predicted, labels=labels, zero_division=0)
-    per_class = {
-        label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
-                "f1": round(float(f), 4), "support": int(s)}
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
-    }
+    per_class = {label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
+                         "f1": round(float(f), 4), "support": int(s)}
+                 for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)}
     correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)], dtype=bool)
     covered = confidence >= threshold
     ece, table = calibration(confidence, correct)

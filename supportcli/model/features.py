@@ -1,20 +1,17 @@
-"""The featurizer: a scikit-learn ``FeatureUnion`` over ``ModelInput`` records.
-
-- words: word 1-2-gram TF-IDF (sublinear tf) of the text;
-- chars: character 3-5-grams within words (``analyzer="char_wb"``), TF-IDF (``CharGrams``);
-- cues: one column per hand-made cue (``CueFeatures``);
-- pairs: pairs of informative words in one message (``WordPairs``): the one block a linear
-  model cannot build from single words ("how long does a transfer take" vs "my transfer was
-  declined" share their strongest word).
-
-Each text block is l2-normalised on its own; the union weighs the blocks. Everything that
-decides the columns is in ``FeatureSettings`` and goes into the model's ``fingerprint``.
+"""The featurizer: a scikit-learn ``FeatureUnion`` over ``ModelInput`` records of word 1-2-gram
+TF-IDF (sublinear tf), character 3-5-grams within words (``CharGrams``: ``char_wb`` TF-IDF),
+one column per cue (``CueFeatures``) and pairs of informative words in one message
+(``WordPairs``: the block a linear model cannot build from single words, as "how long does a
+transfer take" and "my transfer was declined" share their strongest word). Each text block is
+l2-normalised on its own; the union weighs the blocks. What decides the columns makes the
+model's ``fingerprint``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import re
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -29,21 +26,7 @@ from .text import TEXT_VERSION, as_input
 
 MODEL_SCHEMA = 4  # 4: scikit-learn's own vectorizers and calibration
 WORD_PATTERN = r"(?u)\b\w+(?:['-]\w+)*\b"  # words, "don't" and "e-mail" included
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    word_ngrams: tuple[int, int] = (1, 2)
-    word_max_df: float = 0.9
-    char_ngrams: tuple[int, int] = (3, 5)
-    char_min_df: int = 2
-    char_max_features: int = 150_000
-    pair_words: int = 2000  # candidate words, the most informative about the labels (chi²)
-    pair_per_text: int = 12  # each text pairs its best candidates: at most 66 pairs
-    pair_min_df: int = 3
-    max_pairs: int = 100_000
-    weights: tuple[tuple[str, float], ...] = (
-        ("words", 1.0), ("chars", 1.0), ("cues", 0.5), ("pairs", 0.6))
+_WORD = re.compile(WORD_PATTERN)
 
 
 def lowered_text(item: Any) -> str:
@@ -51,25 +34,29 @@ def lowered_text(item: Any) -> str:
     return as_input(item).text.lower()
 
 
-def build_features(settings: FeatureSettings = FeatureSettings()) -> FeatureUnion:
-    s = settings
-    words = TfidfVectorizer(preprocessor=lowered_text, token_pattern=WORD_PATTERN,
-                            ngram_range=s.word_ngrams, max_df=s.word_max_df, sublinear_tf=True,
-                            lowercase=False)
-    chars = CharGrams(s.char_ngrams, s.char_min_df, s.char_max_features)
-    pairs = WordPairs(s.pair_words, s.pair_per_text, s.pair_min_df, s.max_pairs)
+def build_features() -> FeatureUnion:
+    words = TfidfVectorizer(preprocessor=lowered_text, token_pattern=WORD_PATTERN, lowercase=False,
+                            ngram_range=(1, 2), max_df=0.9, sublinear_tf=True)
+    chars = CharGrams((3, 5), min_df=2, max_features=150_000)
+    # 2,000 candidate words, the most informative about the labels; each text pairs its best 12
+    pairs = WordPairs(max_words=2000, per_text=12, min_df=3, max_pairs=100_000)
     parts = [("words", words), ("chars", chars), ("cues", CueFeatures()), ("pairs", pairs)]
-    return FeatureUnion(parts, transformer_weights=dict(s.weights))
+    return FeatureUnion(parts, transformer_weights={"words": 1.0, "chars": 1.0, "cues": 0.5,
+                                                    "pairs": 0.6})
 
 
 def fingerprint() -> dict[str, Any]:
-    """Everything that decides a model's inputs: a saved model is valid only for these."""
+    """Everything that decides a model's inputs: a saved model is valid only for these (every
+    featurizer parameter, the cue specs, the text version and the libraries)."""
     import sklearn
 
+    params = {name: value for name, value in build_features().get_params(deep=True).items()
+              if not isinstance(value, BaseEstimator | list)}
     found = {"model": MODEL_SCHEMA, "text": TEXT_VERSION, "cues": cues.fingerprint(),
-             "features": asdict(FeatureSettings()), "scikit-learn": sklearn.__version__,
+             "features": params, "scikit-learn": sklearn.__version__,
              "numpy": np.__version__.split(".")[0]}
-    return dict(json.loads(json.dumps(found)))  # as meta.json holds it (tuples are lists)
+    # as meta.json holds it: tuples become lists, functions and types their names
+    return dict(json.loads(json.dumps(found, default=lambda v: getattr(v, "__qualname__", "?"))))
 
 
 class CharGrams(TransformerMixin, BaseEstimator):
@@ -165,15 +152,15 @@ class WordPairs(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, items: Any, y: Any = None, **params: Any) -> Any:
-        self.words_ = CountVectorizer(preprocessor=lowered_text, token_pattern=WORD_PATTERN,
-                                      vocabulary=self._informative(items, y), binary=True,
-                                      lowercase=False)
-        keys = self._keys(items)
-        values, df = np.unique(keys.indices, return_counts=True)
-        self.pairs_ = values[np.sort(np.lexsort((values, -df))[: self.max_pairs])]
-        columns = self._columns(keys)
-        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(columns) if len(self.pairs_) else None
-        return self._weigh(columns)
+        self.words_ = self._informative(items, y)
+        self.ranks_ = {word: rank for rank, word in enumerate(self.words_)}
+        self.tfidf_ = TfidfVectorizer(analyzer=self.pairs, max_features=self.max_pairs,
+                                      sublinear_tf=True)
+        try:
+            return self.tfidf_.fit_transform(items)
+        except ValueError:  # no text holds two candidate words
+            self.tfidf_ = None
+            return sparse.csr_matrix((len(items), 0))
 
     def _informative(self, items: Any, y: Any) -> list[str]:
         if y is None or len(items) < 2:
@@ -190,39 +177,19 @@ class WordPairs(TransformerMixin, BaseEstimator):
         best = np.lexsort((np.arange(len(score)), -score))[: self.max_words]
         return list(vectorizer.get_feature_names_out()[best[score[best] > 0]])
 
+    def pairs(self, item: Any) -> list[int]:
+        """The analyzer: the text's ``per_text`` best candidates paired, as keys a * n + b of
+        their ranks a < b (cheaper than strings; ``get_feature_names_out`` names them)."""
+        ranks, n = self.ranks_, len(self.words_)
+        best = sorted({ranks[w] for w in _WORD.findall(lowered_text(item)) if w in ranks})
+        return [a * n + b for a, b in combinations(best[: self.per_text], 2)]
+
     def transform(self, items: Any) -> Any:
-        return self._weigh(self._columns(self._keys(items)))
-
-    def _weigh(self, columns: Any) -> Any:
-        return self.tfidf_.transform(columns) if self.tfidf_ is not None else columns
-
-    def _keys(self, items: Any) -> Any:
-        """Texts × pair keys ``a * n + b`` for the ranks a < b of their best candidates."""
-        found = self.words_.transform(items) if self.words_.vocabulary else sparse.csr_matrix(
-            (len(items), 0))
-        found.sort_indices()  # columns are ranks: the best candidates come first
-        n, k = max(found.shape[1], 1), self.per_text
-        lens = np.minimum(np.diff(found.indptr), k)
-        grid = np.full((found.shape[0], k), -1, np.int64)
-        rows = np.repeat(np.arange(found.shape[0]), lens)
-        at = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
-        grid[rows, at] = found.indices[found.indptr[rows] + at]
-        a, b = np.triu_indices(k, 1)
-        ok = grid[:, b] >= 0  # b > a: the later one missing means the pair is
-        keys = (grid[:, a] * n + grid[:, b])[ok]
-        return sparse.csr_matrix((np.ones(len(keys)), keys, np.append(0, np.cumsum(ok.sum(1)))),
-                                 shape=(found.shape[0], n * n))
-
-    def _columns(self, keys: Any) -> Any:
-        """Texts × kept pairs (known keys only)."""
-        col = np.minimum(np.searchsorted(self.pairs_, keys.indices), max(len(self.pairs_) - 1, 0))
-        known = self.pairs_[col] == keys.indices if len(self.pairs_) else col < 0
-        rows = np.repeat(np.arange(keys.shape[0]), np.diff(keys.indptr))
-        return sparse.csr_matrix((np.ones(known.sum()), (rows[known], col[known])),
-                                 shape=(keys.shape[0], len(self.pairs_)))
+        if self.tfidf_ is None:
+            return sparse.csr_matrix((len(items), 0))
+        return self.tfidf_.transform(items)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        words = self.words_.get_feature_names_out() if self.words_.vocabulary else []
-        n = max(len(words), 1)
-        return np.array([f"{words[a]} + {words[b]}" for a, b in zip(*divmod(self.pairs_, n),
-                                                                   strict=True)], dtype=object)
+        keys = self.tfidf_.get_feature_names_out() if self.tfidf_ is not None else []
+        pairs = (divmod(int(key), len(self.words_)) for key in keys)
+        return np.array([f"{self.words_[a]} + {self.words_[b]}" for a, b in pairs], dtype=object)

@@ -9,6 +9,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +22,14 @@ from ..config import DEFAULT_TARGET_ACCURACY, Settings
 from ..errors import ModelError, UsageError
 from ..store import Store
 from . import artifacts, dataset, evaluation, registry
-from .classifier import TARGETS, OutOfFold, SupportModel, TrainedModel, folds
+from .classifier import TARGETS, OutOfFold, SupportModel, TrainedModel, folds, temperature
 from .features import fingerprint
 from .text import ModelInput, as_input, message_input, short_views
 
 log = logging.getLogger(__name__)
 MIN_PER_CLASS = 5
 FOLDS = 5
+LARGE = 5000  # above this many messages, 2 folds: each still scored by a model without it
 HOLDOUT_SHARE = 0.2
 DEFAULT_OWN_WEIGHT = 3.0
 
@@ -40,58 +42,80 @@ class TrainResult:
     comparison: dict[str, Any] = field(default_factory=dict)  # held-out scores, new vs current
 
 
-def check_class_sizes(
-    labels: Iterable[str], known: Sequence[str] = (), minimum: int = MIN_PER_CLASS
-) -> None:
+def check_class_sizes(labels: Iterable[str], known: Sequence[str] = (),
+                      minimum: int = MIN_PER_CLASS) -> None:
     """Refuse to train a class with too few examples, saying how many more it needs."""
     counts = Counter(labels)
     small = {k: counts.get(k, 0) for k in set(counts) | set(known) if counts.get(k, 0) < minimum}
     if small:
         need = ", ".join(f"{k} has {v}, needs {minimum - v} more" for k, v in sorted(small.items()))
-        raise UsageError(
-            f"too few labelled examples to train: {need}",
-            hint="label more messages with `supportcli label`",
-        )
+        raise UsageError(f"too few labelled examples to train: {need}",
+                         hint="label more messages with `supportcli label`")
 
 
 def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies: Sequence[str],
         *, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
         sample_weight: Sequence[float] | None = None, views: Sequence[Sequence[str]] | None = None,
         validate: bool = True, n_jobs: int | None = None) -> TrainedModel:
-    """Fit both targets; with ``validate``, also score them out of fold: ``cross_val_predict``
-    fits a whole ``SupportModel`` per ``StratifiedKFold`` fold, features included, so neither a
-    validation message nor its short views (``views``: per message, texts its category holds
-    for) are in what scores it. The out-of-fold probabilities give the metrics and the review
-    thresholds (the lowest confidence whose messages reach ``target_accuracy``); the model
-    keeps them (``out_of_fold``). Without ``validate`` nothing needs review."""
-    from sklearn.model_selection import cross_val_predict
-
+    """Fit both targets and calibrate them on out-of-fold scores: ``cross_val_predict`` fits a
+    whole ``SupportModel`` per ``StratifiedKFold`` fold (5, or 2 above ``LARGE`` messages),
+    features included, so neither a validation message nor its short views (``views``: per
+    message, texts its category holds for) are in what scores it; the folds run beside the
+    final fit. Their scores set the temperatures and, calibrated fold by fold on the other
+    folds, give the metrics, the review thresholds (the lowest confidence whose messages reach
+    ``target_accuracy``) and ``out_of_fold``. Without ``validate``, in-sample scores set the
+    temperatures (overconfident) and nothing needs review: for a quick comparison only."""
     x = [as_input(i) for i in inputs]
     y = np.column_stack([np.asarray(categories, dtype=object), np.asarray(urgencies, dtype=object)])
-    params: dict[str, Any] = {}
-    if sample_weight is not None:
-        params["sample_weight"] = np.asarray(sample_weight, np.float64)
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    params: dict[str, Any] = {} if w is None else {"sample_weight": w}
     if views is not None:
         params["views"] = np.empty(len(x), dtype=object)
         params["views"][:] = [tuple(v) for v in views]
-    model = TrainedModel(SupportModel().fit(x, y, **params), dict.fromkeys(TARGETS, 0.0),
+    splits = folds(y, FOLDS if len(x) <= LARGE else 2)
+    with ThreadPoolExecutor(1) as pool:  # the folds' processes work while this one fits
+        scores = pool.submit(_out_of_fold_scores, x, y, splits, params, validate, n_jobs)
+        estimator = SupportModel().fit(x, y, **params)
+    model = TrainedModel(estimator, dict.fromkeys(TARGETS, 0.0),
                          {"target_accuracy": target_accuracy, "n_samples": len(x)})
+    oof = scores.result()
+    estimator.calibrate(estimator.decision_function(x) if oof is None else oof, y, w)
+    if oof is not None:
+        model.metrics["validation"] = f"{len(splits)}-fold cross-validation"
+        _score(model, oof, y, splits, w)
+    return model
+
+
+def _out_of_fold_scores(x: list[ModelInput], y: np.ndarray, splits: list[Any],
+                        params: dict[str, Any], validate: bool, n_jobs: int | None) -> Any:
+    from sklearn.model_selection import cross_val_predict
+
     if not validate:
-        return model
-    splits, jobs = folds(y, FOLDS), n_jobs or (2 if len(x) > 2000 and os.cpu_count() != 1 else 1)
-    probs = cross_val_predict(SupportModel(), x, y, cv=splits, method="predict_proba",
-                              params=params, n_jobs=jobs)
-    model.metrics["validation"] = f"{len(splits)}-fold cross-validation"
+        return None
+    jobs = n_jobs or (2 if len(x) > 500 and os.cpu_count() != 1 else 1)
+    return cross_val_predict(SupportModel(), x, y, cv=splits, method="decision_function",
+                             params=params, n_jobs=jobs)
+
+
+def _score(model: TrainedModel, scores: list[np.ndarray], y: np.ndarray, splits: list[Any],
+           w: np.ndarray | None) -> None:
+    """Per target: out-of-fold probabilities (each fold's scores calibrated on the others'),
+    the review threshold and the metrics."""
+    from sklearn.model_selection import cross_val_predict
+
     for i, name in enumerate(TARGETS):
         labels = y[:, i].astype(str)
-        oof = OutOfFold(np.unique(labels), labels, probs[i])
-        right = oof.classes[probs[i].argmax(axis=1)] == labels
-        threshold = evaluation.threshold_for_accuracy(probs[i].max(axis=1), right, target_accuracy)
+        classes = np.unique(labels)
+        probs = cross_val_predict(temperature(classes), scores[i], labels, cv=splits,
+                                  method="predict_proba", params={} if w is None else {
+                                      "sample_weight": w})
+        model.out_of_fold[name] = OutOfFold(classes, labels, probs)
+        right = classes[probs.argmax(axis=1)] == labels
+        threshold = evaluation.threshold_for_accuracy(probs.max(axis=1), right,
+                                                      model.metrics["target_accuracy"])
         model.thresholds[name] = threshold
-        model.metrics[name] = evaluation.score(name, labels.tolist(), oof.classes, probs[i],
+        model.metrics[name] = evaluation.score(name, labels.tolist(), classes, probs,
                                                threshold).summary()
-        model.out_of_fold[name] = oof
-    return model
 
 
 def _meta(name: str, trained: TrainedModel, categories: Sequence[str],
