@@ -232,7 +232,7 @@ def evaluate(
         f"{result.size} labelled messages from {result.path}, model {result.model_id}", markup=False
     )
     for target in result.targets:
-        console.print(render.metrics_table(target.name, target.as_dict()))
+        console.print(render.metrics_table(target.name, asdict(target)))
         console.print(render.confusion_table(target))
         console.print(render.reliability_table(target))
 
@@ -274,7 +274,7 @@ def train(
     A model trained on your labels replaces the current one only if it is not worse on your
     newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
     """
-    from . import render, resources, workflows
+    from . import render, resources, retraining
     from .model import training
     from .store import Store
 
@@ -286,8 +286,7 @@ def train(
             result = training.train_default(output, settings=settings)
         else:
             weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
-            current = workflows.load_model(settings).model
-            result = training.train_shop(settings, store, current, force=force, own_weight=weight)
+            result = retraining.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
     how = metrics.get("validation", "cross-validation")
@@ -387,9 +386,9 @@ app.add_typer(model_app, name="model")
 def model_list(ctx: typer.Context) -> None:
     """List model versions: date, data size, metrics, which is active."""
     from . import render
-    from .model import training
+    from .model import registry
 
-    versions = training.list_versions(_ctx(ctx).settings())
+    versions = registry.list_versions(_ctx(ctx).settings())
     stdout_console().print(render.versions_table(versions))
 
 
@@ -399,9 +398,9 @@ def model_use(
     version: Annotated[str, typer.Argument(help="A name from `supportcli model list`.")],
 ) -> None:
     """Make a model version the active one (roll back, or back to `default`)."""
-    from .model import training
+    from .model import registry
 
-    chosen = training.use_version(_ctx(ctx).settings(), version)
+    chosen = registry.use_version(_ctx(ctx).settings(), version)
     stderr_console().print(f"active model: {chosen.name}", markup=False)
 
 

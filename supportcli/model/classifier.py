@@ -137,8 +137,8 @@ class SupportModel(BaseEstimator):
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         """Each target's class (texts × targets): the SVM's, which calibration never changes."""
-        return np.column_stack([Scores().fit(None, c).predict(s) for c, s in
-                                zip(self.classes_, self.decision_function(X), strict=True)])
+        x = self.features_.transform([as_input(i) for i in X])
+        return np.column_stack([svm.predict(x) for svm in self.svms_])
 
 
 @dataclass
@@ -218,12 +218,9 @@ def _coef(svm: LinearSVC, label: str) -> np.ndarray:
     return svm.coef_[index] if len(svm.coef_) > 1 else svm.coef_[0] * (1 if index else -1)
 
 
-FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) | {  # and those of the samples' other languages
-    "der", "die", "das", "und", "oder", "ist", "ein", "eine", "ich", "sie", "wir", "nicht", "mit",
-    "von", "zu", "den", "dem", "le", "la", "les", "et", "ou", "un", "une", "je", "vous", "nous",
-    "pas", "est", "de", "des", "du", "el", "los", "las", "y", "o", "es", "una", "yo", "no", "en",
-    "por", "para", "que", "il", "di", "che", "per", "non", "hi", "hello", "dear", "thanks",
-    "thank", "regards"}
+_OTHER_WORDS = ("der die das und oder ist ein eine ich sie wir nicht mit von den dem les une vous "
+                "nous pas est des los las una por para que che per non hello dear thanks regards")
+FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_OTHER_WORDS.split())
 _WORD = re.compile(r"\w+(?:['-]\w+)*")
 
 

@@ -29,9 +29,6 @@ class TargetReport:
     reliability: list[dict[str, float]]  # per confidence bin: range, count, confidence, accuracy
     unknown_labels: list[str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
     def summary(self) -> dict[str, Any]:
         """What a model's meta.json keeps of it."""
         keys = ("accuracy", "macro_f1", "threshold", "coverage", "covered_accuracy", "ece")

@@ -10,6 +10,7 @@ a shop's own model is refused with a hint to retrain. Loading never trains.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import resources
 from ..config import Settings
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from . import artifacts
 
 if TYPE_CHECKING:
@@ -121,3 +122,45 @@ def _load_verified(directory: Path, settings: Settings, expected_sha: str) -> Lo
     _LOADED.clear()  # keep one model in memory, not every version ever used
     _LOADED[key] = LoadedModel(model, meta, directory)
     return _LOADED[key]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    created: str
+    n_samples: int
+    category_macro_f1: float | None
+    urgency_macro_f1: float | None
+    active: bool
+    directory: Path
+
+
+def list_versions(settings: Settings) -> list[ModelVersion]:
+    active = active_dir(settings).resolve()
+    dirs = [resources.default_model_dir()]
+    if settings.models_dir.is_dir():
+        dirs += sorted(p for p in settings.models_dir.iterdir() if (p / "meta.json").is_file())
+    out = []
+    for directory in dirs:
+        try:
+            meta = artifacts.read_meta(directory)
+        except ModelError as exc:
+            log.warning("%s", exc.message)
+            continue
+        metrics = meta.get("metrics", {})
+        name = "default" if directory == resources.default_model_dir() else directory.name
+        out.append(ModelVersion(
+            name, str(meta.get("created", "")), int(meta.get("n_samples", 0)),
+            metrics.get("category", {}).get("macro_f1"), metrics.get("urgency", {}).get("macro_f1"),
+            directory.resolve() == active, directory))
+    return out
+
+
+def use_version(settings: Settings, name: str) -> ModelVersion:
+    versions = {v.name: v for v in list_versions(settings)}
+    if name not in versions:
+        raise UsageError(f"no model version {name!r}", hint="see `supportcli model list`")
+    set_active(settings, name)
+    with contextlib.suppress(RebuildNeeded):  # the default: rebuilt on first use
+        load_active(settings)  # verify it loads before saying so
+    return next(v for v in list_versions(settings) if v.name == name)

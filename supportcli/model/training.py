@@ -1,11 +1,9 @@
-"""Training: fit both targets with out-of-fold metrics and review thresholds, rebuild the
-default model from the bundled samples, train on the shop's own labels with a not-worse guard,
-and keep model versions for rollback. Nothing here prints."""
+"""Training: fit both targets with out-of-fold metrics and review thresholds, save a model with
+its fingerprint, and build the default model from the bundled samples. Nothing here prints
+(``retraining`` trains on the shop's own labels)."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -16,22 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import cross_val_predict
 
 from .. import resources
 from ..config import DEFAULT_TARGET_ACCURACY, Settings
-from ..errors import ModelError, UsageError
-from ..store import Store
-from . import artifacts, dataset, evaluation, registry
+from ..errors import UsageError
+from . import artifacts, dataset, evaluation
 from .classifier import TARGETS, OutOfFold, SupportModel, TrainedModel, folds, temperature
 from .features import fingerprint
-from .text import ModelInput, as_input, message_input, short_views
+from .text import ModelInput, as_input, short_views
 
-log = logging.getLogger(__name__)
 MIN_PER_CLASS = 5
 FOLDS = 5
 LARGE = 5000  # above this many messages, 2 folds: each still scored by a model without it
-HOLDOUT_SHARE = 0.2
-DEFAULT_OWN_WEIGHT = 3.0
 
 
 @dataclass
@@ -88,27 +83,20 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
 
 def _out_of_fold_scores(x: list[ModelInput], y: np.ndarray, splits: list[Any],
                         params: dict[str, Any], validate: bool, n_jobs: int | None) -> Any:
-    from sklearn.model_selection import cross_val_predict
-
-    if not validate:
-        return None
     jobs = n_jobs or (2 if len(x) > 500 and os.cpu_count() != 1 else 1)
     return cross_val_predict(SupportModel(), x, y, cv=splits, method="decision_function",
-                             params=params, n_jobs=jobs)
+                             params=params, n_jobs=jobs) if validate else None
 
 
 def _score(model: TrainedModel, scores: list[np.ndarray], y: np.ndarray, splits: list[Any],
            w: np.ndarray | None) -> None:
     """Per target: out-of-fold probabilities (each fold's scores calibrated on the others'),
     the review threshold and the metrics."""
-    from sklearn.model_selection import cross_val_predict
-
     for i, name in enumerate(TARGETS):
         labels = y[:, i].astype(str)
         classes = np.unique(labels)
         probs = cross_val_predict(temperature(classes), scores[i], labels, cv=splits,
-                                  method="predict_proba", params={} if w is None else {
-                                      "sample_weight": w})
+                                  method="predict_proba", params={"sample_weight": w})
         model.out_of_fold[name] = OutOfFold(classes, labels, probs)
         right = classes[probs.argmax(axis=1)] == labels
         threshold = evaluation.threshold_for_accuracy(probs.max(axis=1), right,
@@ -118,15 +106,16 @@ def _score(model: TrainedModel, scores: list[np.ndarray], y: np.ndarray, splits:
                                                threshold).summary()
 
 
-def _meta(name: str, trained: TrainedModel, categories: Sequence[str],
-          extra: dict[str, Any]) -> dict[str, Any]:
-    """What ``meta.json`` says: the fingerprint decides whether the model may be used."""
+def save(name: str, trained: TrainedModel, directory: Path, categories: Sequence[str],
+         **extra: Any) -> dict[str, Any]:
+    """Write the model with its ``meta.json``, whose fingerprint decides where it may be used."""
     counts = dict(sorted(Counter(categories).items()))
-    return {"name": name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    meta = {"name": name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "n_samples": len(categories), "categories": trained.categories,
             "urgencies": trained.urgencies, "metrics": trained.metrics, "category_counts": counts,
             "fingerprint": fingerprint(),
             "samples_sha256": dataset.folder_hash(resources.samples_dir()), **extra}
+    return artifacts.save(trained, directory, meta)
 
 
 def sample_views(data: dataset.LabelledSet) -> list[list[str]]:
@@ -145,116 +134,4 @@ def train_default(output: Path | None = None, *, settings: Settings | None = Non
     trained = fit(data.inputs, data.categories, data.urgencies, target_accuracy=accuracy,
                   views=sample_views(data))
     directory = output or resources.default_model_dir()
-    meta = artifacts.save(trained, directory, _meta("default", trained, data.categories, {}))
-    return TrainResult(meta, directory)
-
-
-def own_labels(store: Store, timezone: str = "UTC") -> dataset.LabelledSet:
-    """The shop's labelled messages, oldest first."""
-    labels = store.labels()
-    messages = sorted(store.messages(message_ids=list(labels)), key=lambda m: m.date)
-    return dataset.LabelledSet(
-        [message_input(m, timezone) for m in messages], [labels[m.message_id][0] for m in messages],
-        [labels[m.message_id][1] for m in messages], list(messages),
-        [m.message_id for m in messages])
-
-
-def _fit_with(samples: dataset.LabelledSet, own: dataset.LabelledSet, n_own: int,
-              own_weight: float, **options: Any) -> TrainedModel:
-    """The samples (with their short views) and the shop's oldest ``n_own`` labels."""
-    return fit(samples.inputs + own.inputs[:n_own], samples.categories + own.categories[:n_own],
-               samples.urgencies + own.urgencies[:n_own],
-               sample_weight=[1.0] * len(samples.inputs) + [own_weight] * n_own,
-               views=sample_views(samples) + [[]] * n_own, **options)
-
-
-def train_shop(settings: Settings, store: Store, current: TrainedModel, *, force: bool = False,
-               own_weight: float = DEFAULT_OWN_WEIGHT) -> TrainResult:
-    """Train on samples + the shop's labels; install only if not worse than ``current`` on the
-    newest 20% of the shop's labels (a model trained without them decides)."""
-    samples = dataset.load_folder(resources.samples_dir())
-    own = own_labels(store, settings.timezone)
-    custom = [c for c in settings.categories if c not in samples.categories]
-    check_class_sizes(samples.categories + own.categories, known=custom)
-    check_class_sizes(samples.urgencies + own.urgencies)
-    n = len(own.inputs)
-    cut = n - max(1, round(n * HOLDOUT_SHARE)) if n else 0
-    comparison: dict[str, Any] = {"holdout": n - cut, "installed": True}
-    if n:
-        held = (own.inputs[cut:], own.categories[cut:], own.urgencies[cut:])
-        comparison["new"] = holdout_scores(_fit_with(samples, own, cut, own_weight,
-                                                     validate=False), *held)
-        comparison["current"] = holdout_scores(current, *held)
-        comparison["installed"] = force or (comparison["new"]["mean_macro_f1"] + 1e-9
-                                            >= comparison["current"]["mean_macro_f1"])
-    trained = _fit_with(samples, own, n, own_weight, target_accuracy=settings.target_accuracy)
-    version = _new_version_name(settings)
-    extra = {"own_labels": n, "own_weight": own_weight, "comparison": comparison}
-    directory = settings.models_dir / version
-    meta = artifacts.save(trained, directory,
-                          _meta(version, trained, samples.categories + own.categories, extra))
-    if comparison["installed"]:
-        registry.set_active(settings, version)
-    return TrainResult(meta, directory, comparison["installed"], comparison)
-
-
-def _new_version_name(settings: Settings) -> str:
-    base = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
-    name, n = base, 1
-    while (settings.models_dir / name).exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
-
-
-def holdout_scores(model: TrainedModel, inputs: list[ModelInput], categories: list[str],
-                   urgencies: list[str]) -> dict[str, float]:
-    from sklearn.metrics import f1_score
-
-    predictions = model.predict(inputs, "holdout")
-    cat = f1_score(categories, [p.category for p in predictions], average="macro", zero_division=0)
-    urg = f1_score(urgencies, [p.urgency for p in predictions], average="macro", zero_division=0)
-    return {"category_macro_f1": round(float(cat), 4), "urgency_macro_f1": round(float(urg), 4),
-            "mean_macro_f1": round(float(cat + urg) / 2, 4)}
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    created: str
-    n_samples: int
-    category_macro_f1: float | None
-    urgency_macro_f1: float | None
-    active: bool
-    directory: Path
-
-
-def list_versions(settings: Settings) -> list[ModelVersion]:
-    active = registry.active_dir(settings).resolve()
-    dirs = [resources.default_model_dir()]
-    if settings.models_dir.is_dir():
-        dirs += sorted(p for p in settings.models_dir.iterdir() if (p / "meta.json").is_file())
-    out = []
-    for directory in dirs:
-        try:
-            meta = artifacts.read_meta(directory)
-        except ModelError as exc:
-            log.warning("%s", exc.message)
-            continue
-        metrics = meta.get("metrics", {})
-        name = "default" if directory == resources.default_model_dir() else directory.name
-        out.append(ModelVersion(
-            name, str(meta.get("created", "")), int(meta.get("n_samples", 0)),
-            metrics.get("category", {}).get("macro_f1"), metrics.get("urgency", {}).get("macro_f1"),
-            directory.resolve() == active, directory))
-    return out
-
-
-def use_version(settings: Settings, name: str) -> ModelVersion:
-    versions = {v.name: v for v in list_versions(settings)}
-    if name not in versions:
-        raise UsageError(f"no model version {name!r}", hint="see `supportcli model list`")
-    registry.set_active(settings, name)
-    with contextlib.suppress(registry.RebuildNeeded):  # the default: rebuilt on first use
-        registry.load_active(settings)  # verify it loads before saying so
-    return next(v for v in list_versions(settings) if v.name == name)
+    return TrainResult(save("default", trained, directory, data.categories), directory)
