@@ -59,6 +59,19 @@ def test_char_grams_equal_scikit_learns_char_wb_tfidf(max_features: int | None) 
                        ours.transform(CORPUS).toarray()[:4])
 
 
+def test_the_per_word_cache_changes_nothing_stays_bounded_and_is_not_pickled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = CharGrams((3, 5), 2).fit(CORPUS)
+    first = ours.transform(CORPUS).toarray()
+    assert ours.__dict__["_rows"]  # the words seen so far
+    assert np.allclose(ours.transform(CORPUS[::-1]).toarray()[::-1], first)
+    assert "_rows" not in pickle.loads(pickle.dumps(ours)).__dict__
+    monkeypatch.setattr(CharGrams, "CACHED_WORDS", 5)
+    assert np.allclose(ours.transform(CORPUS).toarray(), first)
+    assert len(ours.__dict__["_rows"]) <= len(" ".join(CORPUS).split())
+
+
 # The class hangs on the noun and the verb together: an exclusive or, which no linear model
 # over single words, bigrams or character n-grams of these texts separates.
 XOR = {

@@ -1,10 +1,7 @@
-"""Model directories: ``model.joblib`` + ``meta.json``.
-
-A joblib file is a pickle, and unpickling runs code, so a model file is code. Loading checks,
-before anything is unpickled, that the directory is one supportcli itself manages (the
-shipped default or the state dir's ``models/``) and that the file's sha256 matches
-``meta.json``. Saving writes to a temp file, fsyncs and renames, so the active model is never
-a half-written file.
+"""Model directories: ``model.joblib`` + ``meta.json``. A joblib file is a pickle, so a model
+file is code: before unpickling, loading checks that the directory is one supportcli manages
+(the shipped default or the state dir's ``models/``) and that the file's sha256 matches
+``meta.json``. Saving writes a temp file, fsyncs and renames: never a half-written model.
 """
 
 from __future__ import annotations

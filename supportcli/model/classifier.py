@@ -76,9 +76,8 @@ class Scores(ClassifierMixin, BaseEstimator):
 
 
 class Temperature(CalibratedClassifierCV):
-    """``CalibratedClassifierCV(method="temperature")`` of fixed scores: sample weights weigh
-    the calibration, which is all there is to fit (scikit-learn warns that they cannot reach
-    the frozen estimator: by design here)."""
+    """Calibration of fixed scores: sample weights weigh the calibration, all there is to fit
+    (scikit-learn warns that they cannot reach the frozen estimator: by design here)."""
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Temperature:
         with warnings.catch_warnings():
@@ -93,10 +92,9 @@ def temperature(classes: np.ndarray) -> Temperature:
 
 
 class SupportModel(BaseEstimator):
-    """Both targets (the columns of ``y``: category, urgency) on one featurization, its word
-    pairs chosen for both, and a linear SVM per target. ``views`` (per message, short texts
-    its labels hold for) train the first target only, at ``view_weight``. ``calibrate`` sets
-    each target's temperature from out-of-fold scores; ``predict_proba`` needs it."""
+    """Both targets (columns of ``y``: category, urgency) on one featurization (its word pairs
+    chosen for both), a linear SVM each. ``views`` (per message, short texts its labels hold
+    for) train the first target only, at ``view_weight``. ``calibrate`` sets the temperatures."""
 
     def __init__(self, view_weight: float = VIEW_WEIGHT) -> None:
         self.view_weight = view_weight
@@ -166,10 +164,9 @@ class TrainedModel:
     def urgencies(self) -> list[str]:
         return [str(c) for c in self.estimator.classes_[1]]
 
-    def probabilities(self, items: Sequence[ModelInput | str]) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities(self, items: Sequence[ModelInput | str]) -> list[np.ndarray]:
         """Calibrated probabilities (columns: ``categories``, then ``urgencies``)."""
-        category, urgency = self.estimator.predict_proba(items)
-        return category, urgency
+        return self.estimator.predict_proba(items)
 
     def predict(self, items: Sequence[ModelInput | str], model_id: str) -> list[Prediction]:
         inputs = [as_input(i) for i in items]

@@ -1,13 +1,10 @@
 """The hand-made cues: phrases a text model may miss but a shop must not (chargeback, legal
 threat, fraud, safety, a deadline within a day, …) in the shop's languages, each found with
-the words of the message it matched. A cue is regex alternatives over the lower-cased text,
-or a function of the whole ``ModelInput`` (it may read the sent time and the shop's time
-zone) returning the words it found or a ``CueHit``. The model reports the hits; ``prioritize``
-decides what they mean for the rank. Pure Python: no numpy, no scikit-learn.
-
-Speed: a regex alternative is tried only where its literal prefix occurs, in texts holding its
-trigger (the prefix's longest word) in one of their whitespace-free chunks, each chunk looked
-up once: about 20x faster than each cue's regex over each text.
+the words it matched. A cue is regex alternatives over the lower-cased text, or a function of
+the whole ``ModelInput`` (it may read the sent time and time zone) returning the words it found
+or a ``CueHit``. The model reports the hits; ``prioritize`` decides what they mean. Speed: an
+alternative is tried only where its literal prefix occurs, in texts holding its trigger word
+in a whitespace-free chunk, each chunk looked up once: 20x faster than each regex everywhere.
 """
 
 from __future__ import annotations
@@ -137,6 +134,7 @@ class _Index:
     words: list[tuple[str, int]]  # trigger word -> bitmask of the checks it enables
     always: list[tuple[str, int]]  # prefixes without a word ('!!', '#'; '' for a function)
     masks: dict[str, int]  # whitespace-free chunk of a text -> its checks (bounded)
+    any_word: re.Pattern[str] = re.compile("(?!)")  # finds a chunk holding some trigger word
 
 
 @cache
@@ -158,6 +156,8 @@ def _index() -> _Index:
             index.checks.append(_Check(i, "", None))
             index.words += [(word, bit) for word in cue.triggers]
             index.always += [] if cue.triggers else [("", bit)]
+    words = sorted({re.escape(word) for word, _ in index.words}, key=len, reverse=True)
+    index.any_word = re.compile("|".join(words) or "(?!)")
     return index
 
 
@@ -169,7 +169,8 @@ def hits(item: ModelInput) -> tuple[CueHit, ...]:
     if len(index.masks) > 200_000:
         index.masks.clear()
     for chunk in list(filterfalse(index.masks.__contains__, chunks)):  # no trigger spans a space
-        index.masks[chunk] = reduce(or_, (b for w, b in index.words if w in chunk), 0)
+        held = index.words if index.any_word.search(chunk) else []
+        index.masks[chunk] = reduce(or_, (b for w, b in held if w in chunk), 0)
     mask = reduce(or_, map(index.masks.__getitem__, chunks), 0)
     mask = reduce(or_, (b for prefix, b in index.always if prefix in lowered), mask)
     found: dict[int, CueHit] = {}

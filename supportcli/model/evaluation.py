@@ -1,7 +1,6 @@
 """Scoring probabilities against labels: accuracy, macro-F1, per-class scores, the confusion
-matrix, coverage at the review threshold, and calibration (reliability table and expected
-calibration error). Training scores its out-of-fold probabilities with it, ``evaluate`` a
-saved model on a labelled set. Nothing here prints or loads."""
+matrix, coverage at the review threshold and calibration (reliability table, expected
+calibration error), for out-of-fold probabilities and for a saved model on a labelled set."""
 
 from __future__ import annotations
 

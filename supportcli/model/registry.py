@@ -1,11 +1,8 @@
-"""Which model is active, where models live, and whether a saved model may be used.
-
-The shipped default lives in the package (``models/default``), the shop's models in
-``<state dir>/models/<version>/``; ``<state dir>/models/ACTIVE`` names the active one. A model
-is used only for the inputs it was trained with: its fingerprint (``features.fingerprint``)
-must equal the code's. Else the shipped default is replaced by a default rebuilt for this code
-(``load_active`` raises ``RebuildNeeded`` when there is none yet: the workflow rebuilds it), and
-a shop's own model is refused with a hint to retrain. Loading never trains.
+"""Which model is active, where models live (the shipped default in ``models/default``, the
+shop's versions in ``<state dir>/models/``, ``ACTIVE`` naming one), and whether a saved model
+may be used: only for the inputs it was trained with, its fingerprint equal to the code's.
+Else the shipped default gives way to a default rebuilt for this code (``RebuildNeeded`` when
+there is none yet: the workflow rebuilds it) and a shop's model is refused with a hint.
 """
 
 from __future__ import annotations

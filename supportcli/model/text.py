@@ -1,9 +1,7 @@
-"""What the model reads: one small record per message, ``ModelInput``.
-
-The text vectorizers read ``text`` (the subject and the customer's new words); cues may also
-read when the message was sent, the shop's time zone and whether it is automated mail. This
-module imports neither numpy nor scikit-learn, so workflows can build inputs cheaply. Change
-what a message becomes and bump ``TEXT_VERSION``: saved models record it in their fingerprint.
+"""What the model reads: one small record per message, ``ModelInput``. The vectorizers read
+its ``text`` (the subject and the customer's new words); cues may also read when it was sent,
+the shop's time zone and whether it is automated mail. No numpy, no scikit-learn: workflows
+build inputs cheaply. Change what a message becomes and bump ``TEXT_VERSION`` (fingerprint).
 """
 
 from __future__ import annotations

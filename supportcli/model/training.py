@@ -52,14 +52,12 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
         *, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
         sample_weight: Sequence[float] | None = None, views: Sequence[Sequence[str]] | None = None,
         validate: bool = True, n_jobs: int | None = None) -> TrainedModel:
-    """Fit both targets and calibrate them on out-of-fold scores: ``cross_val_predict`` fits a
-    whole ``SupportModel`` per ``StratifiedKFold`` fold (5, or 2 above ``LARGE`` messages),
-    features included, so neither a validation message nor its short views (``views``: per
-    message, texts its category holds for) are in what scores it; the folds run beside the
-    final fit. Their scores set the temperatures and, calibrated fold by fold on the other
-    folds, give the metrics, the review thresholds (the lowest confidence whose messages reach
-    ``target_accuracy``) and ``out_of_fold``. Without ``validate``, in-sample scores set the
-    temperatures (overconfident) and nothing needs review: for a quick comparison only."""
+    """Fit both targets, calibrated on out-of-fold scores: ``cross_val_predict`` fits a whole
+    ``SupportModel`` per ``StratifiedKFold`` fold (5; 2 above ``LARGE`` messages) beside the final
+    fit, so neither a validation message nor its short views (``views``) are in what scores it.
+    Those scores set the temperatures and, calibrated on the other folds, give ``out_of_fold``,
+    the metrics and the review thresholds (the lowest confidence whose messages reach
+    ``target_accuracy``). Without ``validate``: in-sample calibration, for a quick comparison."""
     x = [as_input(i) for i in inputs]
     y = np.column_stack([np.asarray(categories, dtype=object), np.asarray(urgencies, dtype=object)])
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
