@@ -137,11 +137,9 @@ def forcing_cues(prediction: Prediction, message: Message) -> tuple[CueHit, ...]
     return tuple(hit for hit in prediction.cues if hit.cue in FORCING_CUES)
 
 
-def effective_urgency(
-    prediction: Prediction, followups: int, message: Message | None = None
-) -> tuple[str, str]:
+def effective_urgency(prediction: Prediction, followups: int, message: Message) -> tuple[str, str]:
     """The urgency used for ranking, and why it differs from the model's, if it does."""
-    forced = forcing_cues(prediction, message) if message is not None else ()
+    forced = forcing_cues(prediction, message)
     if forced:
         return "urgent", "; ".join(f"{hit.cue} cue: '{hit.text}'" for hit in forced)
     if followups >= 2 and prediction.urgency != "urgent":

@@ -176,3 +176,13 @@ def test_short_views_are_the_opening_and_the_subject_without_greeting() -> None:
     assert short_views(no_greeting) == []  # "Hi I need …" is the request itself
     short = message(subject="", text="Is the hood detachable?")
     assert short_views(short) == []  # the one view would be the whole text again
+
+
+def test_what_the_model_reads_is_built_without_numpy_or_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; import supportcli.model.text, supportcli.model.cues; "
+            "print(sorted(m for m in ('numpy', 'scipy', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
