@@ -100,6 +100,7 @@ def train_default(
         _meta(
             "default", trained, len(data.texts), {"samples_sha256": dataset.folder_hash(samples)}
         ),
+        shared=output is None,  # the shipped default: the bundled samples only
     )
     return TrainResult(meta, directory)
 
