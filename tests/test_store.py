@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -248,3 +251,48 @@ def test_file_names_that_are_not_utf8_are_stored_escaped(tmp_path: Path) -> None
         assert store.get_message("a@x").source_key == "d\\xffr/x.eml"  # type: ignore[union-attr]
         row = store.db.execute("SELECT source, source_key FROM parse_failures").fetchone()
     assert tuple(row) == ("eml:/in/bo\\xefte", "caf\\xe9.eml")
+
+
+def test_a_run_left_running_by_a_killed_process_is_noticed_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run still holding its lock is left alone; one whose process was SIGKILLed is
+    marked interrupted by the next store opened, with a line saying how to undo it."""
+    path = tmp_path / "s.db"
+    killed = (
+        "import os, signal, sys; from supportcli.store import Store; "
+        "s = Store(sys.argv[1]); s.journal_tags(s.start_run('tag'), "
+        "[('shop', 'INBOX', 7, 42, '$support_urgent', 'keyword')]); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    with Store(path) as live:
+        running = live.start_run("report")
+        done = subprocess.run([sys.executable, "-c", killed, str(path)], check=False)
+        assert done.returncode == -signal.SIGKILL
+        caplog.clear()
+        with caplog.at_level(logging.INFO), Store(path) as store:
+            assert store.interrupted == [(2, "tag")]
+            assert store.run_status(2) == "interrupted"
+            assert store.run_status(running) == "running"  # its process is alive
+            assert [row["uid"] for row in store.journaled_tags(2)] == [42]
+        assert "tag run 2 was interrupted" in caplog.text
+        assert "`supportcli untag --run 2`" in caplog.text
+        live.finish_run(running, "ok", {})
+    with Store(path) as store:
+        assert store.interrupted == []
+        assert not list((tmp_path / "runs").iterdir())  # no lock file left behind
+
+
+def test_untag_leaves_a_tag_a_later_run_added_after_a_killed_one_only_meant_to(
+    tmp_path: Path,
+) -> None:
+    """A killed run journaled a tag it never got to send; a later run found it missing,
+    added it and holds it: undoing the killed run leaves that tag to the later run."""
+    row = ("shop", "INBOX", 7, 42, "$support_urgent", "keyword")
+    with Store(tmp_path / "s.db") as store:
+        killed = store.start_run("tag")
+        store.journal_tags(killed, [row, (*row[:3], 43, *row[4:])])  # never marked stored
+        later = store.start_run("tag")
+        store.mark_stored(store.journal_tags(later, [row]))
+        assert [r["uid"] for r in store.journaled_tags(killed)] == [43]
+        assert [r["uid"] for r in store.journaled_tags(later)] == [42]
