@@ -278,8 +278,9 @@ def train(
     """Train the model on samples/ plus your own labels and print its metrics.
 
     With no labels of your own (in a checkout), this rebuilds models/default/ from samples/.
-    A model trained on your labels replaces the current one only if it is not worse on your
-    newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
+    A model trained on your labels replaces the current one only if it is not worse on
+    labels neither was trained on (unless --force); earlier models stay for `supportcli
+    model use`.
     """
     from . import render, resources, training
     from .store import Store
@@ -300,6 +301,12 @@ def train(
     console.print(render.metrics_table(f"urgency ({how})", metrics["urgency"]))
     if result.comparison.get("new"):
         console.print(render.comparison_table(result.comparison))
+    if result.comparison.get("how"):
+        console.print(
+            f"new vs current model compared {result.comparison['how']}",
+            markup=False,
+            soft_wrap=True,
+        )
     if output is not None:
         state = "written there only, not installed"
     else:
