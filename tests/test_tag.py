@@ -183,3 +183,9 @@ def test_tag_says_which_messages_it_left_alone_and_why(
     assert "left 1 message(s) alone:" in err
     assert f"no longer in {tmp_path.name}" in err
     assert gone not in _keywords(server, tmp_path.name)
+
+    Path(config).write_text(Path(config).read_text() + "\n[triage]\nstore_window_days = 1\n")
+    assert main(["--config", config, "tag"]) == 0  # the demo mail is older than a day
+    err = capsys.readouterr().err
+    assert "would tag 0 message(s)" in err
+    assert "3 stored message(s) from before" in err and "store_window_days" in err
