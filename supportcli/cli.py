@@ -94,7 +94,7 @@ def triage(
     With a PATH, rank that mailbox; with none, sync the configured IMAP accounts first
     (unless --offline) and rank everything in the store.
     """
-    from . import workflows
+    from . import showing, workflows
 
     settings = _ctx(ctx).settings()
     if category and category not in settings.categories:
@@ -115,6 +115,7 @@ def triage(
         min_urgency=min_urgency.value if min_urgency else None,
     )
     result = workflows.triage(settings, request)
+    showing.remember_ranks(settings, result.items, demo=demo)
     _emit_triage(result, fmt, output)
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
 
@@ -248,6 +249,34 @@ def explain(
 
     result = workflows.explain(_ctx(ctx).settings(), ref)
     _print_classification(result, json_out, detailed=True)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID|RANK", help="A Message-ID, or a rank from the last `supportcli triage`."
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quoted: Annotated[
+        bool, typer.Option("--quoted", help="Unfold the quoted history of each message.")
+    ] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Look in the bundled demo inbox.")] = False,
+) -> None:
+    """Show one thread, newest message first, and the customer's other threads and orders."""
+    import json
+
+    from . import render, showing
+
+    result = showing.show(_ctx(ctx).settings(), ref, demo=demo)
+    if json_out:
+        record = showing.as_record(result)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        return
+    stdout_console().print(render.thread_view(result, quoted=quoted))
 
 
 @app.command()

@@ -94,11 +94,7 @@ def rank(
         if not customer:
             continue
         last = customer[-1]
-        replied = (
-            thread[-1].sender_addr in rules.shop_addresses
-            or "\\Answered" in last.flags
-            or last.message_id in answered
-        )
+        replied = is_answered(thread, rules.shop_addresses, answered)
         if replied and not include_answered:
             continue
         prediction = predictions.get(last.message_id)
@@ -109,6 +105,23 @@ def rank(
         items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
+
+
+def is_answered(
+    thread: Sequence[Message], shop_addresses: frozenset[str], answered: frozenset[str]
+) -> bool:
+    """The shop has replied to the customer's last message in the thread: the thread ends with
+    the shop's message, the customer's last message carries \\Answered, or a reply in the Sent
+    folder refers to it (``answered``: Message-IDs replied to)."""
+    customer = [m for m in thread if m.sender_addr not in shop_addresses]
+    if not customer:
+        return True
+    last = customer[-1]
+    return (
+        thread[-1].sender_addr in shop_addresses
+        or "\\Answered" in last.flags
+        or last.message_id in answered
+    )
 
 
 def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:

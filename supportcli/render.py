@@ -245,6 +245,70 @@ def message_panel(
     return Panel(Group(*parts), title=title, title_align="left")
 
 
+def thread_view(result: Any, *, quoted: bool = False) -> RenderableType:
+    """``show``: the thread newest first (quoted history folded unless ``quoted``), then the
+    customer's other threads and order numbers. ``result`` is a ``showing.ShowResult``."""
+    s = result.summary
+    head = Text(style="bold")
+    if result.rank is not None:
+        head.append(f"#{result.rank} ")
+    head.append(_t(s.subject or "(no subject)"))
+    facts = [f"{s.size} message{'s' if s.size != 1 else ''}"]
+    if s.category:
+        facts.append(s.category + ("?" if result.prediction and result.prediction.needs_review
+                                   else ""))
+        facts.append(s.urgency)
+    facts.append("answered" if s.answered else "awaiting a reply")
+    parts: list[RenderableType] = [head, Text(" · ".join(facts), style="dim")]
+    for n, m in enumerate(result.thread):
+        parts.append(_message_box(m, len(result.thread) - n, s.size, result, quoted))
+    parts.append(_customer_history(result))
+    return Group(*parts)
+
+
+def _message_box(m: Message, number: int, size: int, result: Any, quoted: bool) -> Panel:
+    body = Text(sanitize.clean_text(m.text_new).strip() or "(no new text)")
+    signature = sanitize.clean_text(m.text_signature).strip()
+    if signature:
+        body.append("\n-- \n" + signature, style="dim")
+    history = sanitize.clean_text(m.text_quoted).strip()
+    if history and quoted:
+        body.append("\n\n" + history, style="dim")
+    elif history:
+        n = len(history.splitlines())
+        body.append(f"\n[{n} line{'s' if n != 1 else ''} of quoted history folded: --quoted "
+                    "shows them]", style="dim italic")
+    for a in m.attachments:
+        body.append("\nattachment: ", style="bold")
+        body.append(_t(f"{a.filename} ({a.content_type}, {a.size:,} bytes)"))
+    sender = f"{m.sender_name} <{m.sender_addr}>" if m.sender_name else m.sender_addr
+    shop = " (shop)" if m.sender_addr in result.shop_addresses else ""
+    title = _t(f"{number}/{size} · {m.date:%Y-%m-%d %H:%M} · {sender}{shop}")
+    return Panel(body, title=title, title_align="left")
+
+
+def _customer_history(result: Any) -> RenderableType:
+    name = f"{result.customer_name} <{result.customer_addr}>" if result.customer_name else (
+        result.customer_addr)
+    parts: list[RenderableType] = [Text.assemble(("customer ", "bold"), _t(name))]
+    if result.other_threads:
+        table = Table(box=None, padding=(0, 2, 0, 0), header_style="bold", pad_edge=False)
+        table.add_column("last", no_wrap=True)
+        table.add_column("msgs", justify="right", no_wrap=True)
+        table.add_column("category", no_wrap=True)
+        table.add_column("answered", no_wrap=True)
+        table.add_column("subject", overflow="ellipsis", no_wrap=True, ratio=1)
+        for t in result.other_threads:
+            table.add_row(f"{t.last:%Y-%m-%d}", str(t.size), short_category(t.category) or "-",
+                          "yes" if t.answered else "no", _t(t.subject or "(no subject)"))
+        parts += [Text(f"{len(result.other_threads)} other thread(s):"), table]
+    else:
+        parts.append(Text("no other threads from this customer", style="dim"))
+    orders = ", ".join(result.order_numbers) if result.order_numbers else "none mentioned"
+    parts.append(Text.assemble(("order numbers: ", "bold"), _t(orders)))
+    return Group(*parts)
+
+
 def score_table(item: TriageItem) -> Table:
     table = Table(title=f"priority score {item.score:g}", title_justify="left", box=None)
     table.add_column("term")
