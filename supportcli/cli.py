@@ -342,6 +342,15 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     ctx: typer.Context,
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="Report on this mailbox (mbox, Maildir, .eml folder) instead of the store."
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Report on the bundled demo inbox.")
+    ] = False,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Report format.")] = (
         ReportFormat.text
     ),
@@ -365,7 +374,11 @@ def report(
         str | None, typer.Option("--as-of", help="Report as of this time (default: now).")
     ] = None,
 ) -> None:
-    """The morning report, for cron: sync, rank, write or mail; never prompts."""
+    """The morning report, for cron: sync, rank, write or mail; never prompts.
+
+    Only a report that is written (-o) or mailed counts as "the last report"; with a PATH or
+    --demo it reports on that mailbox and leaves the store alone.
+    """
     from datetime import UTC, datetime
 
     from . import reporting
@@ -377,12 +390,12 @@ def report(
         accounts=tuple(account or ()),
         mail_to=tuple(mail_to or ()),
         as_of=parse_when(as_of, name="--as-of"),
+        path=path,
+        demo=demo,
+        output=output,
     )
     result = reporting.run_report(_ctx(ctx).settings(), request)
-    if output is not None:
-        with _open_output(output) as handle:
-            handle.write(result.text)
-    elif not result.mailed_to:
+    if output is None and not result.mailed_to:
         sys.stdout.write(result.text)
     if log_file is not None:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from . import hours as bh
 from . import prioritize, report, workflows
 from .config import Settings
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StoreError, UsageError
 from .records import TriageItem
 from .store import Store
 
@@ -30,6 +30,14 @@ class ReportRequest:
     accounts: tuple[str, ...] = ()
     mail_to: tuple[str, ...] = ()
     as_of: datetime | None = None
+    path: str | None = None  # report on this mailbox instead of the store
+    demo: bool = False  # report on the bundled demo inbox, as of its newest message
+    output: Path | None = None  # write the report here
+
+    @property
+    def delivered(self) -> bool:
+        """Written or mailed: only such a run moves the "last report" marker."""
+        return self.output is not None or bool(self.mail_to)
 
 
 @dataclass
@@ -66,18 +74,44 @@ def run_lock(state_dir: Path) -> Iterator[None]:
 
 
 def run_report(settings: Settings, request: ReportRequest) -> ReportResult:
+    """Build the report and deliver it. A report on a PATH or the demo reads it into a
+    store of its own and leaves the real store alone; a report on the store is remembered as
+    the last report only when it was written or mailed."""
+    if request.path or request.demo:
+        with Store(":memory:") as scratch:
+            result = _build(settings, scratch, request)
+            _deliver(settings, request, result)
+        return result
     with run_lock(settings.state_dir), Store(settings.store_path) as store:
         run_id = store.start_run("report")
         try:
             result = _build(settings, store, request)
-            if request.mail_to:
-                _mail(settings, request.mail_to, result)
-                result.mailed_to = request.mail_to
+            _deliver(settings, request, result)
         except BaseException:
             store.finish_run(run_id, "failed", {})
             raise
-        store.finish_run(run_id, "ok", result.summary)
+        store.finish_run(run_id, "ok" if request.delivered else "shown", result.summary)
     return result
+
+
+def _deliver(settings: Settings, request: ReportRequest, result: ReportResult) -> None:
+    if request.output is not None:
+        write_file(request.output, result.text)
+    if request.mail_to:
+        _mail(settings, request.mail_to, result)
+        result.mailed_to = request.mail_to
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportResult:
@@ -91,7 +125,11 @@ def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportRe
     triage = workflows.triage(
         settings,
         workflows.TriageRequest(
-            offline=request.offline, accounts=request.accounts, as_of=request.as_of
+            path=request.path,
+            demo=request.demo,
+            offline=request.offline,
+            accounts=request.accounts,
+            as_of=request.as_of,
         ),
         store=store,
     )
@@ -187,14 +225,13 @@ def _sample_counts() -> Counter[str]:
 
 
 def last_report_at(store: Store) -> datetime | None:
-    """The time the last successful report was made as of (its --as-of, else its start)."""
-    row = store.db.execute(
+    """The time the latest report that was written or mailed was made as of (its --as-of,
+    else its start). A report made as of an earlier time never moves it backwards."""
+    rows = store.db.execute(
         "SELECT started_at, json_extract(summary, '$.as_of') FROM runs "
-        "WHERE command = 'report' AND status = 'ok' ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    return datetime.fromisoformat(row[1] or row[0])
+        "WHERE command = 'report' AND status = 'ok'"
+    ).fetchall()
+    return max((datetime.fromisoformat(row[1] or row[0]) for row in rows), default=None)
 
 
 def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
