@@ -208,6 +208,7 @@ def test_demo_report_needs_no_imap_and_leaves_the_store_alone(
     target = tmp_path / f"report.{fmt}"
     code = main(["report", "--demo", "-f", fmt, "-o", str(target)])
     out, err = capsys.readouterr()
+    assert out == ""
     assert code == 0, err
     text = target.read_text(encoding="utf-8")
     assert "20 Nov 2026 09:40" in text  # as of the demo's newest message
