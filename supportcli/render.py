@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import sanitize
+from .export import REVIEW_NOTE
 from .records import Message, Prediction, TriageItem
 
 URGENCY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "default", "low": "dim"}
@@ -51,7 +52,7 @@ SHORT_CATEGORY = {
 }
 WIDE = 120  # at this width and wider, the triage table shows everything
 DETAILS = 100  # confidence and language from this width
-REVIEW_LEGEND = "? after a label: the model is unsure of it; check it before you rely on it"
+REVIEW_LEGEND = REVIEW_NOTE
 
 
 def short_category(name: str) -> str:
@@ -60,7 +61,7 @@ def short_category(name: str) -> str:
 
 def review_marks(item: TriageItem) -> tuple[str, ...]:
     """The labels of an item the model is unsure of."""
-    return ("category",) if item.prediction.needs_review else ()
+    return item.review
 
 
 class TriageTable:
@@ -207,16 +208,26 @@ def message_panel(
     facts.add_row("from", _t(f"{message.sender_name} <{message.sender_addr}>"))
     facts.add_row("date", message.date.strftime("%Y-%m-%d %H:%M UTC"))
     facts.add_row("subject", _t(message.subject or "(no subject)"))
-    facts.add_row("category", f"{prediction.category} ({prediction.category_confidence:.0%})")
+    unsure = item.review if item else ()
+    mark = {label: "?" if label in unsure else "" for label in ("category", "urgency")}
+    facts.add_row(
+        "category",
+        f"{prediction.category}{mark['category']} ({prediction.category_confidence:.0%})",
+    )
     urgency = item.urgency if item else prediction.urgency
     facts.add_row(
         "urgency",
         Text(
-            f"{urgency} ({prediction.urgency_confidence:.0%})", style=URGENCY_STYLE.get(urgency, "")
+            f"{urgency}{mark['urgency']} ({prediction.urgency_confidence:.0%})",
+            style=URGENCY_STYLE.get(urgency, ""),
         ),
     )
-    if prediction.needs_review:
-        facts.add_row("review", Text("needs review: the model is unsure", style="magenta"))
+    if unsure:
+        facts.add_row(
+            "review",
+            Text(f"needs review: the model is unsure of its {' and '.join(unsure)}",
+                 style="magenta"),
+        )
     if prediction.cues:
         facts.add_row("cues", _t(", ".join(prediction.cues)))
     if message.language:

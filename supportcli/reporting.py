@@ -178,7 +178,7 @@ def build_data(
             new_since_last=sum(1 for m in customer if m.date > since_last),
             awaiting=len(items),
             urgent=sum(1 for i in items if i.urgency == "urgent"),
-            needs_review=sum(1 for i in items if i.prediction.needs_review),
+            needs_review=sum(1 for i in items if i.review),
         ),
         top_items=list(items[: report.TOP_N]),
         overdue=report.overdue_by_urgency(items, settings.sla_hours, now, business),
@@ -196,7 +196,11 @@ def build_data(
         shared_orders=report.shared_order_numbers(prioritize.group_threads(customer)),
         health=report.ModelHealth(
             model_id=triage.model_id,
-            needs_review=sum(1 for m in week if predictions[m.message_id].needs_review),
+            needs_review=sum(
+                1
+                for m in week
+                if prioritize.review_labels(predictions[m.message_id], triage.review_thresholds)
+            ),
             classified=len(week),
             this_week=Counter(predictions[m.message_id].category for m in week),
             training=Counter(loaded_meta.get("category_counts") or _sample_counts()),

@@ -136,6 +136,7 @@ class TriageResult:
     source: str
     all_items: list[TriageItem] = field(default_factory=list)  # before filters
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    review_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 STORE_WINDOW = timedelta(days=60)  # how far back a store-wide triage looks
@@ -168,8 +169,9 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if request.demo
         else datetime.now(UTC)
     )
+    thresholds = review_thresholds(settings, loaded)
     items = rank_messages(
-        settings, messages, predictions, as_of, request.include_answered, answered
+        settings, messages, predictions, as_of, request.include_answered, answered, thresholds
     )
     return TriageResult(
         _filter(items, request),
@@ -180,7 +182,24 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         source_name,
         items,
         predictions,
+        thresholds,
     )
+
+
+REVIEW_FLOOR = 0.5  # by default a label the model gives less than even odds is always marked
+
+
+def review_thresholds(settings: Settings, loaded: registry.LoadedModel) -> dict[str, float]:
+    """The confidence below which each label needs review: ``[triage] review_threshold`` when
+    set, else the model's own threshold (chosen by ``train`` from ``target_accuracy``), and
+    never below ``REVIEW_FLOOR``."""
+    if settings.review_threshold is not None:
+        return dict.fromkeys(("category", "urgency"), settings.review_threshold)
+    model = loaded.model
+    return {
+        "category": max(float(model.category_threshold), REVIEW_FLOOR),
+        "urgency": max(float(model.urgency_threshold), REVIEW_FLOOR),
+    }
 
 
 def rank_messages(
@@ -190,9 +209,13 @@ def rank_messages(
     as_of: datetime,
     include_answered: bool = False,
     answered: set[str] | frozenset[str] = frozenset(),
+    thresholds: dict[str, float] | None = None,
 ) -> list[TriageItem]:
     rules = prioritize.Rules(
-        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
+        settings.category_weights,
+        settings.sla_hours,
+        frozenset(settings.shop_addresses),
+        thresholds or {},
     )
     return prioritize.rank(
         prioritize.group_threads(messages),
@@ -281,7 +304,12 @@ def classify_message(
     loaded = registry.load_active(settings)
     text = message_text(message)
     prediction = loaded.model.predict([text], loaded.model_id)[0]
-    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
+    rules = prioritize.Rules(
+        settings.category_weights,
+        settings.sla_hours,
+        frozenset(settings.shop_addresses),
+        review_thresholds(settings, loaded),
+    )
     item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
     explanation = {
         "category": top_features(loaded.model.category, text, prediction.category),
