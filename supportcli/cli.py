@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands.common import AccountOption, Context, parse_when, stderr_console, stdout_console
+from .commands.common import (
+    AccountOption,
+    Context,
+    parse_since,
+    parse_when,
+    stderr_console,
+    stdout_console,
+)
 from .commands.common import get_context as _ctx
 from .errors import ExitCode, SupportCliError, UsageError
 
@@ -108,7 +115,7 @@ def triage(
         accounts=tuple(account or ()),
         interactive=_ctx(ctx).interactive,
         as_of=parse_when(as_of, name="--as-of"),
-        since=parse_when(since, name="--since"),
+        since=parse_since(since, name="--since"),
         include_answered=show_all,
         limit=limit,
         category=category,
@@ -116,19 +123,32 @@ def triage(
     )
     result = workflows.triage(settings, request)
     showing.remember_ranks(settings, result.items, demo=demo)
-    _emit_triage(result, fmt, output)
+    filters = [f"--{name} {value}" for name, value in (
+        ("since", since), ("category", category),
+        ("min-urgency", min_urgency.value if min_urgency else None)) if value]  # fmt: skip
+    _emit_triage(result, fmt, output, render_notice(result, filters, show_all))
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
 
 
-def _emit_triage(result: Any, fmt: TriageFormat, output: Path | None) -> None:
+def render_notice(result: Any, filters: list[str], show_all: bool) -> tuple[str, str]:
+    """The table's title, and what to say when nothing is left to show."""
+    from . import render
+
+    return render.triage_title(result, show_all), render.nothing_left(result, filters)
+
+
+def _emit_triage(
+    result: Any, fmt: TriageFormat, output: Path | None, notice: tuple[str, str]
+) -> None:
     from . import export, render
 
+    title, empty = notice
+    if not result.items and fmt is not TriageFormat.table:
+        sys.stderr.write(empty + "\n")
     if fmt is TriageFormat.table:
-        title = (
-            f"{len(result.items)} of {result.total_threads} threads awaiting a reply · "
-            f"as of {result.as_of:%Y-%m-%d %H:%M} UTC"
-        )
-        table = render.triage_table(result.items, title)
+        from rich.text import Text
+
+        table = render.triage_table(result.items, title) if result.items else Text(empty)
         if output is None:
             stdout_console().print(table)
         else:

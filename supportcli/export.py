@@ -35,6 +35,7 @@ CSV_FIELDS = [
     "order_numbers",
     "thread_size",
     "followups",
+    "answered",
     "reasons",
 ]
 
@@ -61,6 +62,7 @@ def item_record(item: TriageItem) -> dict[str, Any]:
         "order_numbers": list(m.order_numbers),
         "thread_size": item.thread_size,
         "followups": item.followups,
+        "answered": item.answered,
         "reasons": [sanitize.one_line(t.reason) for t in item.terms],
         "cues": list(p.cues),
     }
@@ -110,7 +112,7 @@ def _markdown(items: Sequence[TriageItem], out: TextIO) -> None:
             sanitize.for_markdown(item.message.subject or "(no subject)", 60),
             sanitize.for_markdown(marked(item, "category")),
             marked(item, "urgency"),
-            sanitize.for_markdown(item.top_reason, 70),
+            ("answered · " if item.answered else "") + sanitize.for_markdown(item.top_reason, 70),
         ]
         out.write("| " + " | ".join(cells) + " |\n")
     if any(item.review for item in items):

@@ -105,7 +105,8 @@ def rank(
             continue
         followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
         history = threads_per_sender[last.sender_addr] - 1
-        items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
+        item = score(last, prediction, rules, as_of, followups, history, len(thread))
+        items.append(replace(item, answered=True) if replied else item)
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 

@@ -147,6 +147,28 @@ def triage_lines(
     return lines
 
 
+def triage_title(result: Any, show_all: bool) -> str:
+    """``result`` is a ``workflows.TriageResult``: what is shown of how many threads."""
+    when = f"as of {result.as_of:%Y-%m-%d %H:%M} UTC"
+    shown, answered, awaiting = len(result.items), result.answered_threads, result.awaiting
+    if show_all:
+        return (f"{shown} of {awaiting + answered} threads · {awaiting} awaiting a reply, "
+                f"{answered} answered · {when}")
+    hidden = f" · {answered} answered (--all shows them)" if answered else ""
+    return f"{shown} of {awaiting} threads awaiting a reply{hidden} · {when}"
+
+
+def nothing_left(result: Any, filters: Sequence[str]) -> str:
+    """Why a triage shows no row."""
+    awaiting, total = result.awaiting, result.awaiting + result.answered_threads
+    if filters and result.all_items:
+        return (f"0 of {total} threads match {' '.join(filters)}; {awaiting} "
+                f"{'is' if awaiting == 1 else 'are'} awaiting a reply in all")
+    if total:
+        return f"nothing is awaiting a reply: all {total} threads are answered"
+    return "no threads to rank"
+
+
 def _sender(item: TriageItem) -> str:
     return sanitize.for_terminal(item.message.sender_name or item.message.sender_addr)
 
@@ -167,7 +189,7 @@ def _urgency_label(item: TriageItem) -> Text:
 
 
 def _why(item: TriageItem) -> Text:
-    parts = []
+    parts = ["answered"] if item.answered else []
     if item.thread_size > 1:
         parts.append(f"{item.thread_size} msgs")
     parts.append(item.top_reason)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,7 +119,7 @@ class TriageRequest:
     accounts: tuple[str, ...] = ()
     interactive: bool = False  # may prompt for a password
     as_of: datetime | None = None
-    since: datetime | None = None
+    since: datetime | timedelta | None = None  # a span counts back from the as-of time
     include_answered: bool = False
     limit: int | None = None
     category: str | None = None
@@ -137,6 +137,12 @@ class TriageResult:
     all_items: list[TriageItem] = field(default_factory=list)  # before filters
     predictions: dict[str, Prediction] = field(default_factory=dict)
     review_thresholds: dict[str, float] = field(default_factory=dict)
+    answered_threads: int = 0  # threads the shop has replied to, shown or not
+
+    @property
+    def awaiting(self) -> int:
+        """Threads awaiting a reply, before filters."""
+        return sum(1 for i in self.all_items if not i.answered)
 
 
 STORE_WINDOW = timedelta(days=60)  # how far back a store-wide triage looks
@@ -170,11 +176,10 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         else datetime.now(UTC)
     )
     thresholds = review_thresholds(settings, loaded)
-    items = rank_messages(
-        settings, messages, predictions, as_of, request.include_answered, answered, thresholds
-    )
+    ranked = rank_messages(settings, messages, predictions, as_of, True, answered, thresholds)
+    items = ranked if request.include_answered else _renumber(i for i in ranked if not i.answered)
     return TriageResult(
-        _filter(items, request),
+        _filter(items, request, as_of),
         as_of,
         len(items),
         result,
@@ -183,7 +188,12 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         items,
         predictions,
         thresholds,
+        answered_threads=sum(1 for i in ranked if i.answered),
     )
+
+
+def _renumber(items: Iterable[TriageItem]) -> list[TriageItem]:
+    return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
 
 REVIEW_FLOOR = 0.5  # by default a label the model gives less than even odds is always marked
@@ -247,13 +257,14 @@ def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple
     )
 
 
-def _filter(items: list[TriageItem], request: TriageRequest) -> list[TriageItem]:
+def _filter(items: list[TriageItem], request: TriageRequest, as_of: datetime) -> list[TriageItem]:
     if request.category:
         items = [i for i in items if i.prediction.category == request.category]
     if request.min_urgency:
         items = [i for i in items if prioritize.urgency_at_least(i.urgency, request.min_urgency)]
-    if request.since:
-        items = [i for i in items if i.message.date >= request.since]
+    if request.since is not None:
+        since = as_of - request.since if isinstance(request.since, timedelta) else request.since
+        items = [i for i in items if i.message.date >= since]
     return items[: request.limit] if request.limit else items
 
 

@@ -61,12 +61,19 @@ def stderr_console() -> Console:
 
 def parse_when(value: str | None, *, name: str) -> datetime | None:
     """An ISO date/time, or a span back from now such as 24h, 3d, 2w."""
+    when = parse_since(value, name=name)
+    return datetime.now(UTC) - when if isinstance(when, timedelta) else when
+
+
+def parse_since(value: str | None, *, name: str) -> datetime | timedelta | None:
+    """An ISO date/time, or a span such as 24h, 3d, 2w (which the caller counts back from the
+    time it ranks as of)."""
     if value is None:
         return None
     value = value.strip()
     units = {"h": 1, "d": 24, "w": 24 * 7}
     if value[:-1].isdigit() and value[-1:].lower() in units:
-        return datetime.now(UTC) - timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
+        return timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
