@@ -7,6 +7,7 @@ names the config file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,6 +87,7 @@ class Settings:
     review_threshold: float | None = None  # None: use the model's own threshold
     target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
+    order_pattern: re.Pattern[str] | None = None  # the shop's own order numbers
     raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
 
     @property
@@ -131,6 +133,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     target = _table(data, "model").get("target_accuracy", data.get("target_accuracy"))
     if target is not None and not 0 < _number(target, "target_accuracy") <= 1:
         raise ConfigError(f"config: target_accuracy must be between 0 and 1, got {target!r}")
+    order_pattern = _pattern(triage.get("order_pattern"), "triage.order_pattern")
     state = data.get("state_dir")
     return replace(
         settings,
@@ -142,6 +145,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         sla_hours=sla,
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
+        order_pattern=order_pattern,
         target_accuracy=settings.target_accuracy if target is None else float(target),
     )
 
@@ -151,6 +155,21 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"config: [{key}] must be a table")
     return value
+
+
+def _pattern(value: Any, name: str) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"config: {name} must be a regular expression in a string")
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise ConfigError(f"config: {name} is not a valid regular expression: {exc}") from None
+    if pattern.groups > 1 or pattern.search(""):
+        raise ConfigError(f"config: {name} must match an order number: one group at most, "
+                          "and not the empty text")
+    return pattern
 
 
 def _number(value: Any, name: str) -> float:

@@ -111,7 +111,7 @@ def _open_store(settings: Settings, demo: bool) -> Iterator[Store]:
     from .workflows import ingest
 
     with Store(":memory:") as store:
-        ingest(open_path(str(resources.demo_dir())), store)
+        ingest(open_path(str(resources.demo_dir())), store, order_pattern=settings.order_pattern)
         yield store
 
 

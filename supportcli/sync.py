@@ -9,6 +9,7 @@ Nothing here prints; ``progress`` is called with the number of messages handled.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,8 @@ def sync(
         with open_source(account, interactive=interactive, **source_options) as source:
             for folder in account.folders:
                 result.folders.append(
-                    _sync_folder(store, source, account.name, folder, since, progress)
+                    _sync_folder(store, source, account.name, folder, since, progress,
+                                 settings.order_pattern)
                 )
             if account.sent_folder:
                 replied = source.answered_ids(account.sent_folder, since)
@@ -97,10 +99,11 @@ def _sync_folder(
     folder: str,
     since: Any,
     progress: Callable[[int], None] | None,
+    order_pattern: re.Pattern[str] | None = None,
 ) -> FolderResult:
     result = FolderResult(folder)
     for raws, cursor in source.fetch_new(folder, store.cursor(account, folder), since):
-        parsed = [parse(raw) for raw in raws]
+        parsed = [parse(raw, order_pattern=order_pattern) for raw in raws]
         messages = [m for m in parsed if isinstance(m, Message)]
         failures = [m for m in parsed if isinstance(m, ParseFailure)]
         added, dupes = store.add_batch(messages, failures, cursor)

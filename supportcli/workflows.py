@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,10 @@ class IngestResult:
 
 
 def ingest(
-    source: MessageSource, store: Store, progress: Callable[[int], None] | None = None
+    source: MessageSource,
+    store: Store,
+    progress: Callable[[int], None] | None = None,
+    order_pattern: re.Pattern[str] | None = None,
 ) -> IngestResult:
     """Parse every message of a source into the store; broken ones are recorded, not fatal.
 
@@ -50,7 +54,7 @@ def ingest(
                 result.duplicates += 1
                 result.message_ids.append(known[digest])
                 continue
-            parsed = parse(raw, digest)
+            parsed = parse(raw, digest, order_pattern)
             if isinstance(parsed, ParseFailure):
                 result.failures.append(parsed)
                 log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
@@ -156,7 +160,7 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     store = store or Store(":memory:" if request.demo else settings.store_path)
     try:
         if request.path:
-            source_name, result = _ingest_path(store, request.path)
+            source_name, result = _ingest_path(store, request.path, settings.order_pattern)
             release_language_model()  # parsing is over: free its memory before classifying
             messages = store.messages(message_ids=result.message_ids, light=True)
         else:
@@ -237,9 +241,11 @@ def rank_messages(
     )
 
 
-def _ingest_path(store: Store, path: str) -> tuple[str, IngestResult]:
+def _ingest_path(
+    store: Store, path: str, order_pattern: re.Pattern[str] | None = None
+) -> tuple[str, IngestResult]:
     source = open_path(path)
-    result = ingest(source, store)
+    result = ingest(source, store, order_pattern=order_pattern)
     if not result.message_ids and not result.failures:
         raise SourceError(f"no messages found in {path}")
     return source.name, result
@@ -284,7 +290,7 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
             f"classify takes one message; {path} holds {len(raws)}",
             hint="use `supportcli triage` for a mailbox",
         )
-    parsed = parse(raws[0])
+    parsed = parse(raws[0], order_pattern=settings.order_pattern)
     if isinstance(parsed, ParseFailure):
         raise SourceError(f"cannot parse {path}: {parsed.reason}")
     return classify_message(settings, parsed, as_of)
