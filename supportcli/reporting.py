@@ -15,7 +15,7 @@ from typing import Any
 
 from . import hours as bh
 from . import prioritize, report, workflows
-from .config import Settings
+from .config import Settings, locate_error
 from .errors import ConfigError, StoreError, UsageError
 from .records import TriageItem
 from .store import Store
@@ -243,8 +243,11 @@ def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
     from .credentials import smtp_secret
 
     table = settings.raw.get("smtp", {})
-    smtp = mailer.smtp_from_config(table)
-    secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
+    try:
+        smtp = mailer.smtp_from_config(table)
+        secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
+    except ConfigError as exc:  # name the file and line of the key
+        raise locate_error(settings, exc) from None
     data = result.data
     subject = f"Support triage: {data.headline.awaiting} awaiting, {data.headline.urgent} urgent"
     mailer.send_report(

@@ -48,8 +48,12 @@ class AccountResult:
 
 def configured_accounts(settings: Settings, names: Sequence[str] = ()) -> list[Any]:
     from .accounts import accounts_from_config
+    from .config import locate_error
 
-    accounts = accounts_from_config(settings.raw, settings.config_path)
+    try:
+        accounts = accounts_from_config(settings.raw, settings.config_path)
+    except ConfigError as exc:  # name the file and line of the key
+        raise locate_error(settings, exc) from None
     if not accounts:
         raise ConfigError(
             f"no IMAP account in {settings.config_path}",
