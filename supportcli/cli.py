@@ -14,6 +14,7 @@ import typer
 from .commands.common import (
     AccountOption,
     Context,
+    Urgency,
     parse_since,
     parse_when,
     stderr_console,
@@ -28,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 
@@ -41,13 +42,6 @@ class TriageFormat(StrEnum):
     markdown = "markdown"
 
 
-class Urgency(StrEnum):
-    urgent = "urgent"
-    high = "high"
-    normal = "normal"
-    low = "low"
-
-
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -57,6 +51,15 @@ def root(
         typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=lambda value: _print_version(value),
+            help="Show the version, the scikit-learn version and the active model, and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Triage a small shop's support mailbox: what to answer first, and why."""
     from . import log
@@ -464,14 +467,100 @@ def model_use(
     stderr_console().print(f"active model: {chosen.name}", markup=False)
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("supportcli", "scikit-learn"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            found[package] = "(not installed)"
+    own, sklearn = found["supportcli"], found["scikit-learn"]
+    sys.stdout.write(f"supportcli {own}\nscikit-learn {sklearn}\nmodel {_active_model_id()}\n")
+    raise typer.Exit(0)
+
+
+def _active_model_id() -> str:
+    """The active model's id from its meta.json (nothing is unpickled), or why there is none."""
+    import json
+
+    from . import registry
+    from .config import Settings, default_config_path, default_state_dir, load_settings
+
+    try:
+        settings = load_settings()
+    except SupportCliError:  # --version works with a broken config too
+        settings = Settings(state_dir=default_state_dir(), config_path=default_config_path())
+    directory = registry.active_dir(settings)
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        return f"{meta.get('name', directory.name)}-{str(meta['sha256'])[:10]}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"unreadable ({directory})"
+
+
+# Placeholders in --help that say what to type, instead of a type name (<str>, <list[str]>).
+METAVARS = {
+    "--config": "FILE", "--output": "FILE", "--log-file": "FILE", "--ca-file": "FILE",
+    "--limit": "N", "--category": "CATEGORY", "--urgency": "URGENCY", "--since": "24h|3d|DATE",
+    "--as-of": "TIME", "--account": "NAME", "--name": "NAME", "--mail-to": "ADDRESS",
+    "--own-weight": "WEIGHT", "--host": "HOST", "--username": "LOGIN", "--port": "PORT",
+    "--folder": "FOLDER", "--sent-folder": "FOLDER", "--days": "DAYS", "--eml": "FOLDER",
+    "--password-env": "VARIABLE", "--password-command": "COMMAND",
+    "--token-command": "COMMAND", "--run": "RUN_ID", "--source": "PATH",
+    "--min-confidence": "0-1",
+    "path": "PATH", "file": "FILE", "ref": "ID|FILE", "message_id": "MESSAGE_ID",
+    "version": "VERSION",
+}  # fmt: skip
+
+
+def _readable_metavars(command: Any) -> None:
+    """Give every option and argument of the command tree a placeholder a user knows."""
+    import enum
+
+    for param in command.params:
+        if param.param_type_name == "argument":  # the placeholder says it: no "<str>" after it
+            param.display_type_rich = lambda ctx: None
+        if getattr(param, "min", None) is not None or getattr(param, "max", None) is not None:
+            param._get_number_range_help_str = lambda p=param: _range_words(p.min, p.max)
+        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(
+            param, "count", False
+        ):
+            continue
+        kind = param.type_descriptor.annotation
+        choices = isinstance(kind, type) and issubclass(kind, enum.Enum)
+        name = next((o for o in getattr(param, "opts", ()) if o in METAVARS), param.name)
+        if choices:
+            param.metavar = "|".join(str(c.value) for c in kind)
+        else:
+            param.metavar = METAVARS.get(name, "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        _readable_metavars(sub)
+
+
+def _range_words(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{low:g} to {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps every failure to its documented exit code."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
     from . import log
 
     command = typer.main.get_command(app)
+    _readable_metavars(command)
     try:
         result = command.main(args=argv, prog_name="supportcli", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
+    except NoArgsIsHelpError as exc:  # bare `supportcli` or `supportcli model`: the help
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        code = 0
     except SupportCliError as exc:
         _error(exc.message, exc.hint)
         code = int(exc.exit_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +17,19 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import Settings
+
+
+class Urgency(StrEnum):
+    urgent = "urgent"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+class Security(StrEnum):
+    ssl = "ssl"
+    starttls = "starttls"
+    plain = "plain"
 
 
 AccountOption = Annotated[

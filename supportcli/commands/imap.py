@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError, ExitCode, UsageError
-from .common import AccountOption, get_context, stderr_console, stdout_console
+from .common import (
+    AccountOption,
+    Security,
+    Urgency,
+    get_context,
+    stderr_console,
+    stdout_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +33,9 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Account name.")] = "shop",
     host: Annotated[str | None, typer.Option("--host", help="IMAP server.")] = None,
     username: Annotated[str | None, typer.Option("--username", help="Login name.")] = None,
-    security: Annotated[str, typer.Option("--security", help="ssl, starttls or plain.")] = "ssl",
+    security: Annotated[
+        Security, typer.Option("--security", help="How to connect (plain needs --allow-insecure).")
+    ] = Security.ssl,
     port: Annotated[int | None, typer.Option("--port", help="Default 993 (ssl) or 143.")] = None,
     folder: Annotated[
         list[str] | None, typer.Option("--folder", help="Folder to read (repeatable).")
@@ -75,7 +84,7 @@ def init(
     table: dict[str, Any] = {
         "host": host,
         "username": username,
-        "security": security,
+        "security": security.value,
         "folders": list(folder or ["INBOX"]),
         "first_sync_days": days,
         "allow_insecure": allow_insecure,
@@ -253,7 +262,7 @@ def tag(
         bool, typer.Option("--apply", help="Really change the mailbox (default: dry run).")
     ] = False,
     min_urgency: Annotated[
-        str | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
+        Urgency | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
     ] = None,
     account: AccountOption = None,
     sync_first: Annotated[
@@ -270,11 +279,10 @@ def tag(
 
     context = get_context(ctx)
     settings = context.settings()
-    if min_urgency is not None and min_urgency not in settings.urgencies:
-        raise UsageError(f"unknown urgency {min_urgency!r}")
     with Store(settings.store_path) as store:
         result = tagging.plan(settings, store, accounts=tuple(account or ()),
-                              min_urgency=min_urgency, offline=not sync_first)  # fmt: skip
+                              min_urgency=min_urgency.value if min_urgency else None,
+                              offline=not sync_first)  # fmt: skip
         if apply and result.changes:
             result = tagging.apply(settings, store, result)
     console = stdout_console()
