@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -95,8 +95,10 @@ def triage(
     ] = False,
     account: AccountOption = None,
     fmt: Annotated[
-        TriageFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = TriageFormat.table,
+        TriageFormat | None,
+        typer.Option("--format", "-f", help="Output format (default: from -o's extension, "
+                     "else table)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
     """Rank the threads awaiting a reply: what to answer first, and why.
@@ -124,6 +126,7 @@ def triage(
         category=category,
         min_urgency=min_urgency.value if min_urgency else None,
     )
+    fmt = pick_format(TriageFormat, fmt, output, TriageFormat.table)
     result = workflows.triage(settings, request)
     showing.remember_ranks(settings, result.items, demo=demo)
     filters = [f"--{name} {value}" for name, value in (
@@ -131,6 +134,33 @@ def triage(
         ("min-urgency", min_urgency.value if min_urgency else None)) if value]  # fmt: skip
     _emit_triage(result, fmt, output, render_notice(result, filters, show_all))
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
+
+
+F = TypeVar("F", bound=StrEnum)
+# What an output file's extension asks for; the first the command has wins.
+SUFFIX_FORMATS = {
+    ".csv": ("csv",), ".json": ("json",), ".jsonl": ("jsonl",), ".ndjson": ("jsonl",),
+    ".md": ("markdown",), ".markdown": ("markdown",), ".html": ("html",), ".htm": ("html",),
+    ".txt": ("text", "table"),
+}  # fmt: skip
+
+
+def pick_format(kind: type[F], given: F | None, output: Path | None, default: F) -> F:
+    """``--format`` if given, else the one ``-o``'s extension names, else ``default``; a
+    mismatch between the two is a warning, not an error."""
+    import logging
+
+    wanted = SUFFIX_FORMATS.get(output.suffix.lower(), ()) if output is not None else ()
+    known = [kind(w) for w in wanted if w in {k.value for k in kind}]
+    warn = logging.getLogger("supportcli.cli").warning
+    if given is None:
+        if wanted and not known:
+            warn("%s: this command has no %s output; writing %s", output, wanted[0],
+                 default.value)  # fmt: skip
+        return known[0] if known else default
+    if wanted and given not in known:
+        warn("%s: writing %s, though the file name says %s", output, given.value, wanted[0])
+    return given
 
 
 def render_notice(result: Any, filters: list[str], show_all: bool) -> tuple[str, str]:
@@ -374,9 +404,11 @@ def report(
     demo: Annotated[
         bool, typer.Option("--demo", help="Report on the bundled demo inbox.")
     ] = False,
-    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Report format.")] = (
-        ReportFormat.text
-    ),
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", "-f", help="Report format (default: from -o's extension, "
+                     "else text)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
     mail_to: Annotated[
         list[str] | None,
@@ -407,6 +439,7 @@ def report(
     from . import reporting
 
     started = datetime.now(UTC)
+    fmt = pick_format(ReportFormat, fmt, output, ReportFormat.text)
     request = reporting.ReportRequest(
         fmt=fmt.value,
         offline=offline,
