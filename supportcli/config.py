@@ -1,7 +1,7 @@
 """Typed settings. Precedence: defaults < TOML file < ``SUPPORTCLI_*`` env < command-line flags.
 
 ``SUPPORTCLI_HOME`` moves the whole state dir (store, models, locks); ``SUPPORTCLI_CONFIG``
-names the config file.
+names the config file. The two stay apart: moving the state never moves the config.
 """
 
 from __future__ import annotations
@@ -64,9 +64,6 @@ def default_config_path() -> Path:
     env = os.environ.get("SUPPORTCLI_CONFIG")
     if env:
         return Path(env).expanduser()
-    home = os.environ.get("SUPPORTCLI_HOME")
-    if home:
-        return Path(home).expanduser() / "config.toml"
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("supportcli", appauthor=False)) / "config.toml"
@@ -105,6 +102,7 @@ class Settings:
 
 def load_settings(config_path: Path | None = None) -> Settings:
     path = config_path or default_config_path()
+    _warn_about_a_config_in_the_state_dir(path)
     data: dict[str, Any] = {}
     if config_path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -119,6 +117,20 @@ def load_settings(config_path: Path | None = None) -> Settings:
         check(data, path, text)
     settings = Settings(state_dir=default_state_dir(), config_path=path, raw=data)
     return _apply_toml(settings, data)
+
+
+def _warn_about_a_config_in_the_state_dir(path: Path) -> None:
+    """Earlier versions read the config from ``$SUPPORTCLI_HOME/config.toml``: say so when
+    one is there and no longer read."""
+    home = os.environ.get("SUPPORTCLI_HOME")
+    stray = Path(home).expanduser() / "config.toml" if home else None
+    if stray is not None and stray.is_file() and stray.resolve() != path.resolve():
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "ignoring %s: the config is read from %s (set SUPPORTCLI_CONFIG or use --config to "
+            "choose another file)", stray, path,
+        )
 
 
 def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:

@@ -87,3 +87,21 @@ def test_every_config_example_in_the_readme_is_valid(tmp_path: Path) -> None:
     config.chmod(0o600)
     settings = load_settings(config)
     assert settings.shop_addresses
+
+
+def test_supportcli_home_moves_the_state_not_the_config(
+    tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("SUPPORTCLI_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    user_config = tmp_path / "xdg" / "supportcli" / "config.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text('[triage]\nshop_addresses = ["help@shop.example"]\n', encoding="utf-8")
+    (isolated_state / "config.toml").write_text('[triage]\nshop_addresses = ["old@x.example"]\n',
+                                                encoding="utf-8")
+    settings = load_settings()
+    assert settings.config_path == user_config
+    assert settings.shop_addresses == ("help@shop.example",)
+    assert settings.state_dir == isolated_state
+    assert f"ignoring {isolated_state / 'config.toml'}" in caplog.text

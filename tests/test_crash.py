@@ -26,7 +26,8 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "supportcli", *args],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "SUPPORTCLI_HOME": str(home), **(env or {})},
+        env={**os.environ, "SUPPORTCLI_HOME": str(home),
+             "SUPPORTCLI_CONFIG": str(home / "config.toml"), **(env or {})},
     )  # fmt: skip
 
 

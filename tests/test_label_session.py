@@ -48,7 +48,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     home = tmp_path_factory.mktemp("model-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUPPORTCLI_HOME", str(home))
-        mp.delenv("SUPPORTCLI_CONFIG", raising=False)
+        mp.setenv("SUPPORTCLI_CONFIG", str(home / "config.toml"))
         registry.load_active(load_settings())
     models = home / "models"
     return models if models.is_dir() else None
