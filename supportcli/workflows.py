@@ -18,7 +18,7 @@ from .features import message_text
 from .parse import parse, release_language_model
 from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
-from .sources.files import open_path
+from .sources.files import SingleFileSource, StdinSource, open_path
 from .store import Store, light_prediction
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ def ingest(
                 continue
             parsed = parse(raw, digest, order_pattern)
             if isinstance(parsed, ParseFailure):
-                result.failures.append(parsed)
-                log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
+                result.failures.append(parsed)  # the command reports them, once
+                log.debug("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
             else:
                 batch.append(parsed)
                 result.message_ids.append(parsed.message_id)
@@ -246,9 +246,17 @@ def _ingest_path(
 ) -> tuple[str, IngestResult]:
     source = open_path(path)
     result = ingest(source, store, order_pattern=order_pattern)
-    if not result.message_ids and not result.failures:
+    if result.message_ids:
+        return source.name, result
+    if not result.failures:
         raise SourceError(f"no messages found in {path}")
-    return source.name, result
+    why = result.failures[0].reason
+    if isinstance(source, SingleFileSource | StdinSource):
+        raise SourceError(f"{'standard input' if path == '-' else path} is not a mail message "
+                          f"({why})")  # fmt: skip
+    raise SourceError(
+        f"no readable message in {path}: {len(result.failures)} could not be read (first: {why})"
+    )
 
 
 def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple[str, IngestResult]:

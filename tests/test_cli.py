@@ -130,6 +130,27 @@ def test_broken_message_is_reported_and_the_rest_go_on(
     assert len(json.loads(out)) >= 1
     assert "skipped 2 message(s)" in err
     assert "Traceback" not in err
+    assert err.count("zz-empty.eml") == 1 and err.count("zz-garbage.eml") == 1  # once each
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"", "empty message"), (b"just some notes\nnot an email\n", "no mail headers"),
+     (bytes(range(256)) * 4, "")],
+)
+def test_a_bad_single_file_fails_like_an_empty_mailbox(
+    content: bytes, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(content)
+    code, out, err = run(capsys, "triage", str(bad))
+    assert code == 4, err
+    assert out == ""
+    assert err.startswith(f"supportcli: error: {bad} is not a mail message (") and why in err
+    assert len(err.strip().splitlines()) == 1
+    empty_mbox = tmp_path / "empty.mbox"
+    empty_mbox.write_bytes(b"")
+    assert run(capsys, "triage", str(empty_mbox))[0] == 4
 
 
 def test_filters_and_limits(capsys: pytest.CaptureFixture[str]) -> None:
