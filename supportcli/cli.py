@@ -485,7 +485,8 @@ def model_list(ctx: typer.Context) -> None:
     from . import render, training
 
     versions = training.list_versions(_ctx(ctx).settings())
-    stdout_console().print(render.versions_table(versions))
+    problems = {v.name: _model_problem(v) for v in versions}
+    stdout_console().print(render.versions_table(versions, problems))
 
 
 @model_app.command("use")
@@ -495,9 +496,36 @@ def model_use(
 ) -> None:
     """Make a model version the active one (roll back, or back to `default`)."""
     from . import training
+    from .errors import ModelError
 
-    chosen = training.use_version(_ctx(ctx).settings(), version)
+    settings = _ctx(ctx).settings()
+    found = next((v for v in training.list_versions(settings) if v.name == version), None)
+    if found is not None and (problem := _model_problem(found)):
+        raise ModelError(f"model {version} cannot be used: {problem}")
+    chosen = training.use_version(settings, version)
     stderr_console().print(f"active model: {chosen.name}", markup=False)
+
+
+def _model_problem(version: Any) -> str:
+    """Why a listed model version cannot be loaded ("" when it can), without unpickling it."""
+    from importlib.metadata import version as installed
+
+    from . import artifacts
+    from .errors import ModelError
+
+    try:
+        meta = artifacts.read_meta(version.directory)
+    except ModelError as exc:
+        return exc.message
+    model_file = version.directory / artifacts.MODEL_FILE
+    if not model_file.is_file():
+        return "its model file is missing"
+    if artifacts.sha256_file(model_file) != meta.get("sha256"):
+        return "its model file does not match its meta.json"
+    built_with = meta.get("versions", {}).get("scikit-learn")
+    if version.name != "default" and built_with != installed("scikit-learn"):
+        return f"built with scikit-learn {built_with}: retrain it with `supportcli train`"
+    return ""
 
 
 def _print_version(value: bool) -> None:
@@ -595,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(exc.ctx.get_help() + "\n")
         code = 0
     except SupportCliError as exc:
-        _error(exc.message, exc.hint)
+        _error(exc.message, _model_way_out(exc))
         code = int(exc.exit_code)
     except typer.Exit as exc:
         code = int(exc.exit_code)
@@ -621,6 +649,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _model_way_out(exc: SupportCliError) -> str | None:
+    """A model that cannot be loaded always names the way back to the shipped one."""
+    from .errors import ModelError
+
+    if not isinstance(exc, ModelError) or "model use default" in (exc.hint or ""):
+        return exc.hint
+    way_out = "`supportcli model use default` goes back to the shipped model"
+    return f"{exc.hint}; {way_out}" if exc.hint else way_out
 
 
 def _error(message: str, hint: str | None) -> None:

@@ -402,20 +402,29 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
     return table
 
 
-def versions_table(versions: Sequence[Any]) -> Table:
+def versions_table(versions: Sequence[Any], problems: dict[str, str] | None = None) -> Table:
+    """The model versions; ``problems``: why a version cannot be loaded, by name. A broken
+    version is never marked as the healthy active one."""
+    problems = problems or {}
     table = Table(title="model versions", title_justify="left")
-    for column in ("", "version", "created", "samples", "category F1", "urgency F1"):
+    for column in ("", "version", "created", "samples", "category F1", "urgency F1", "state"):
         table.add_column(column)
+    broken_active = False
     for v in versions:
+        problem = problems.get(v.name, "")
+        broken_active |= bool(v.active and problem)
         table.add_row(
-            "*" if v.active else "",
+            ("!" if problem else "*") if v.active else "",
             v.name,
             v.created[:16].replace("T", " "),
             str(v.n_samples),
             "-" if v.category_macro_f1 is None else f"{v.category_macro_f1:.3f}",
             "-" if v.urgency_macro_f1 is None else f"{v.urgency_macro_f1:.3f}",
+            Text(f"broken: {problem}", style="red") if problem else Text("ok"),
         )
-    table.caption = "* = active"
+    table.caption = "* = active" + (
+        "; ! = active but broken: run `supportcli model use default`" if broken_active else ""
+    )
     return table
 
 

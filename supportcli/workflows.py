@@ -311,7 +311,7 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
     with Store(settings.store_path) as store:
         message = store.get_message(ref.strip().strip("<>"))
         if message is None:
-            raise SourceError(
+            raise UsageError(
                 f"no stored message with Message-ID {ref} and no such file",
                 hint="see the message_id column of `supportcli triage --format csv`",
             )

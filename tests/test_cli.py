@@ -232,6 +232,13 @@ def test_classify_table_from_stdin(
         (["triage", "--demo", "--format", "xml"], 2, "xml"),
         (["triage"], 3, "no IMAP account"),
         (["classify", str(DEMO)], 2, "classify takes one message"),
+        (["init", "--host", "h", "--username", "u", "--password-env", "X", "--security",
+          "bogus"], 2, "--security"),
+        (["init", "--host", "h", "--username", "u", "--password-env", "X", "--port", "0"], 2,
+         "--port"),
+        (["explain", "<nobody@example.com>"], 2, "no stored message"),
+        (["label", "set", "<nobody@example.com>", "--category", "other"], 2, "no message"),
+        (["show", "<nobody@example.com>"], 2, "no stored message"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(
@@ -263,6 +270,16 @@ def test_tampered_model_is_refused_with_exit_5(
     code, _, err = run(capsys, "triage", "--demo")
     assert code == 5
     assert "does not match its meta.json" in err
+    assert "hint: `supportcli model use default`" in err  # the way out
+    code, out, _ = run(capsys, "model", "list")
+    assert code == 0
+    mine = next(line for line in out.splitlines() if " mine " in line)
+    assert "*" not in mine and "!" in mine and "broken" in mine
+    assert "model use default" in out
+    (models / "ACTIVE").write_text("default\n")
+    code, _, err = run(capsys, "model", "use", "mine")
+    assert code == 5 and "cannot be used" in err
+    assert (models / "ACTIVE").read_text().strip() == "default"  # not switched to a broken one
 
 
 def test_help_lists_every_command_and_the_readme_documents_them() -> None:

@@ -121,7 +121,7 @@ def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) 
     first = json.loads(capsys.readouterr().out)[0]
     assert main(["explain", first["message_id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["message_id"] == first["message_id"]
-    assert main(["explain", "<nope@nowhere>"]) == 4
+    assert main(["explain", "<nope@nowhere>"]) == 2  # as label set and show: a bad argument
 
 
 def test_each_command_names_itself_on_its_panel(capsys: pytest.CaptureFixture[str]) -> None:

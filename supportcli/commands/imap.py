@@ -36,14 +36,18 @@ def init(
     security: Annotated[
         Security, typer.Option("--security", help="How to connect (plain needs --allow-insecure).")
     ] = Security.ssl,
-    port: Annotated[int | None, typer.Option("--port", help="Default 993 (ssl) or 143.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Default 993 (ssl) or 143.")
+    ] = None,
     folder: Annotated[
         list[str] | None, typer.Option("--folder", help="Folder to read (repeatable).")
     ] = None,
     sent_folder: Annotated[
         str | None, typer.Option("--sent-folder", help="Your Sent folder (answered detection).")
     ] = None,
-    days: Annotated[int, typer.Option("--days", help="How far back the first sync goes.")] = 30,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=36500, help="How far back the first sync goes.")
+    ] = 30,
     password_env: Annotated[
         str | None, typer.Option("--password-env", help="Read the password from this variable.")
     ] = None,
@@ -100,7 +104,10 @@ def init(
         "auth": "xoauth2" if token_command else None,
     }
     table.update({k: v for k, v in optional.items() if v is not None})
-    account = account_from_table(name, table)
+    try:
+        account = account_from_table(name, table)
+    except ConfigError as exc:  # every value came from an option: a usage error
+        raise UsageError(exc.message, exc.hint) from None
     path = context.settings().config_path if context.config is None else context.config
     _write_account(path, name, write_account_toml(account), force)
     if keyring and prompt:
