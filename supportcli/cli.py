@@ -76,6 +76,10 @@ def triage(
         typer.Argument(help="mbox file, Maildir, folder of .eml files, one .eml, or - for stdin."),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Triage the bundled demo inbox.")] = False,
+    no_store: Annotated[
+        bool,
+        typer.Option("--no-store", help="Rank PATH without keeping its messages in the store."),
+    ] = False,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Show the top N.")
     ] = None,
@@ -116,6 +120,7 @@ def triage(
     request = workflows.TriageRequest(
         path=path,
         demo=demo,
+        no_store=no_store,
         offline=offline,
         accounts=tuple(account or ()),
         interactive=_ctx(ctx).interactive,
@@ -128,7 +133,14 @@ def triage(
     )
     fmt = pick_format(TriageFormat, fmt, output, TriageFormat.table)
     result = workflows.triage(settings, request)
-    showing.remember_ranks(settings, result.items, demo=demo)
+    kept = not (demo or no_store) and path is not None
+    showing.remember_ranks(settings, result.items, demo=demo, source=None if kept else path)
+    if kept and result.ingest.added and not _ctx(ctx).quiet:
+        stderr_console().print(
+            f"kept {result.ingest.added} new message(s) from {path} in the store: later triage "
+            "runs include them (--no-store ranks a mailbox without keeping it)",
+            markup=False, soft_wrap=True,
+        )
     filters = [f"--{name} {value}" for name, value in (
         ("since", since), ("category", category),
         ("min-urgency", min_urgency.value if min_urgency else None)) if value]  # fmt: skip

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from . import prioritize, registry, resources
 from .config import Settings
@@ -51,10 +52,16 @@ class ShowResult:
     shop_addresses: frozenset[str] = field(default_factory=frozenset)
 
 
-def remember_ranks(settings: Settings, items: Sequence[TriageItem], *, demo: bool) -> None:
-    """Keep rank -> Message-ID of the rows a triage run showed, for ``show RANK``."""
+def remember_ranks(
+    settings: Settings, items: Sequence[TriageItem], *, demo: bool, source: str | None = None
+) -> None:
+    """Keep rank -> Message-ID of the rows a triage run showed, for ``show RANK``; ``source``:
+    the mailbox the run ranked without storing it, which ``show`` reads again."""
     path = settings.state_dir / LAST_TRIAGE
-    data = {"demo": demo, "ranks": {str(i.rank): i.message.message_id for i in items}}
+    if source is not None and source != "-":
+        source = str(Path(source).expanduser().resolve())
+    data = {"demo": demo, "source": None if demo else source,
+            "ranks": {str(i.rank): i.message.message_id for i in items}}
     try:
         settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -66,11 +73,12 @@ def remember_ranks(settings: Settings, items: Sequence[TriageItem], *, demo: boo
         return
 
 
-def resolve(settings: Settings, ref: str) -> tuple[str, bool, int | None]:
-    """(Message-ID, whether it is in the demo inbox, rank) for a Message-ID or a rank."""
+def resolve(settings: Settings, ref: str) -> tuple[str, str | None, int | None]:
+    """(Message-ID, the mailbox it is in when not in the store, rank) for a Message-ID or a
+    rank of the last triage run."""
     ref = ref.strip()
     if not ref.isdigit():
-        return ref.strip("<>"), False, None
+        return ref.strip("<>"), None, None
     try:
         data = json.loads((settings.state_dir / LAST_TRIAGE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -84,12 +92,18 @@ def resolve(settings: Settings, ref: str) -> tuple[str, bool, int | None]:
             f"the last triage run showed no rank {ref}",
             hint="run `supportcli triage` again, or give the Message-ID",
         )
-    return message_id, bool(data.get("demo")), int(ref)
+    source = str(resources.demo_dir()) if data.get("demo") else data.get("source")
+    if source == "-":
+        raise UsageError(
+            "the last triage read standard input without storing it: its ranks cannot be shown",
+            hint="triage the mailbox from a file, or without --no-store",
+        )
+    return message_id, source if isinstance(source, str) else None, int(ref)
 
 
 def show(settings: Settings, ref: str, *, demo: bool = False) -> ShowResult:
-    message_id, from_demo, rank = resolve(settings, ref)
-    with _open_store(settings, demo or from_demo) as store:
+    message_id, source, rank = resolve(settings, ref)
+    with _open_store(settings, str(resources.demo_dir()) if demo else source) as store:
         message = store.get_message(message_id)
         if message is None:
             raise UsageError(
@@ -102,8 +116,10 @@ def show(settings: Settings, ref: str, *, demo: bool = False) -> ShowResult:
 
 
 @contextmanager
-def _open_store(settings: Settings, demo: bool) -> Iterator[Store]:
-    if not demo:
+def _open_store(settings: Settings, source: str | None) -> Iterator[Store]:
+    """The store, or (``source``: the demo, or a mailbox ranked with --no-store) that mailbox
+    read into a store of its own."""
+    if source is None:
         with Store(settings.store_path) as store:
             yield store
         return
@@ -111,7 +127,7 @@ def _open_store(settings: Settings, demo: bool) -> Iterator[Store]:
     from .workflows import ingest
 
     with Store(":memory:") as store:
-        ingest(open_path(str(resources.demo_dir())), store, order_pattern=settings.order_pattern)
+        ingest(open_path(source), store, order_pattern=settings.order_pattern)
         yield store
 
 

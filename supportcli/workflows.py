@@ -119,6 +119,7 @@ def _predict(
 class TriageRequest:
     path: str | None = None
     demo: bool = False
+    no_store: bool = False  # rank PATH in a store of its own, keeping nothing
     offline: bool = False  # rank what the store holds, without syncing first
     accounts: tuple[str, ...] = ()
     interactive: bool = False  # may prompt for a password
@@ -157,7 +158,8 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     if request.demo:
         request.path = str(resources.demo_dir())
     own_store = store is None
-    store = store or Store(":memory:" if request.demo else settings.store_path)
+    scratch = request.demo or (request.no_store and bool(request.path))
+    store = store or Store(":memory:" if scratch else settings.store_path)
     try:
         if request.path:
             source_name, result = _ingest_path(store, request.path, settings.order_pattern)

@@ -150,3 +150,26 @@ def test_rank_beyond_the_last_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "show", "4")
     assert code == 2
     assert "showed no rank 4" in err
+
+
+def test_triage_path_says_it_keeps_the_mail_and_no_store_keeps_nothing(
+    inbox: tuple[Path, Path], isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from supportcli.store import Store
+
+    folder, config = inbox
+    code, out, err = run(capsys, "--config", str(config), "triage", str(folder), "--no-store",
+                         "--format", "json")
+    assert code == 0, err
+    assert "kept" not in err
+    with Store(isolated_state / "supportcli.db") as store:
+        assert store.count_messages() == 0
+    rank = next(i["rank"] for i in json.loads(out) if i["message_id"] == "a3@example.com")
+    code, out, err = run(capsys, "--config", str(config), "show", str(rank), "--json")
+    assert code == 0, err  # the mailbox is read again
+    assert json.loads(out)["thread"]["messages"][0]["message_id"] == "a3@example.com"
+    code, _, err = run(capsys, "--config", str(config), "triage", str(folder), "--format", "json")
+    assert code == 0
+    assert f"kept 5 new message(s) from {folder} in the store" in err and "--no-store" in err
+    _, _, err = run(capsys, "--config", str(config), "triage", str(folder), "--format", "json")
+    assert "kept" not in err  # nothing new the second time
