@@ -285,11 +285,25 @@ def evaluate(
 ) -> None:
     """Score the active model on a labelled set: accuracy, F1, confusion, calibration."""
     import json
+    import logging
+    import warnings
     from dataclasses import asdict
 
     from . import evaluation, render
+    from .commands import evaluate_checks
 
-    result = evaluation.evaluate(_ctx(ctx).settings(), path)
+    settings = _ctx(ctx).settings()
+    evaluate_checks.check_labels(path, settings)
+    log = logging.getLogger("supportcli.cli")
+    with warnings.catch_warnings(record=True) as caught:  # scikit-learn's are for developers
+        warnings.simplefilter("always")
+        result = evaluation.evaluate(settings, path)
+    for warning in caught:
+        log.debug("evaluate: %s", warning.message)
+    overlap = evaluate_checks.training_overlap(path, settings, result.model_id)
+    if overlap:
+        log.warning("%d of the %d messages are in the active model's training data: its "
+                    "scores on them say little about new mail", overlap, result.size)
     if fmt is EvalFormat.json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
         return
