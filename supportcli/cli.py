@@ -383,12 +383,19 @@ def train(
     newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
     """
     from . import render, resources, training
+    from .commands.train_progress import train_progress
     from .store import Store
 
     settings = _ctx(ctx).settings()
-    with Store(settings.store_path) as store:
+    in_checkout = resources.samples_dir().name == "samples"
+    if default and output is None and not in_checkout:
+        raise UsageError(
+            f"--default rebuilds models/default of a checkout; this supportcli is installed "
+            f"({resources.default_model_dir()}) and its shipped model is not rewritten",
+            hint="write a samples-only model to a directory of your own with --output DIR",
+        )
+    with Store(settings.store_path) as store, train_progress(_ctx(ctx).quiet):
         has_labels = bool(store.labels())
-        in_checkout = resources.samples_dir().name == "samples"
         if output is not None or default or (not has_labels and in_checkout and not force):
             result = training.train_default(output, settings=settings)
         else:
