@@ -19,6 +19,7 @@ from .commands.common import (
     parse_when,
     stderr_console,
     stdout_console,
+    without_an_account,
 )
 from .commands.common import get_context as _ctx
 from .errors import ExitCode, SupportCliError, UsageError
@@ -132,7 +133,8 @@ def triage(
         min_urgency=min_urgency.value if min_urgency else None,
     )
     fmt = pick_format(TriageFormat, fmt, output, TriageFormat.table)
-    result = workflows.triage(settings, request)
+    with without_an_account("rank a mailbox file: `supportcli triage PATH` (or `--demo`)"):
+        result = workflows.triage(settings, request)
     kept = not (demo or no_store) and path is not None
     showing.remember_ranks(settings, result.items, demo=demo, source=None if kept else path)
     if kept and result.ingest.added and not _ctx(ctx).quiet:
@@ -483,7 +485,8 @@ def report(
         demo=demo,
         output=output,
     )
-    result = reporting.run_report(_ctx(ctx).settings(), request)
+    with without_an_account("report on a mailbox file: `supportcli report PATH` (or `--demo`)"):
+        result = reporting.run_report(_ctx(ctx).settings(), request)
     if output is None and not result.mailed_to:
         sys.stdout.write(result.text)
     if log_file is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, NoAccountError, UsageError
 from .parse import parse
 from .records import Message, ParseFailure
 from .store import Store
@@ -46,6 +46,12 @@ class AccountResult:
         return [x for f in self.folders for x in f.failures]
 
 
+ADD_ACCOUNT = (
+    "add one with `supportcli init --host imap.example.com --username you@shop.example "
+    "--password-command CMD`"
+)
+
+
 def configured_accounts(settings: Settings, names: Sequence[str] = ()) -> list[Any]:
     from .accounts import accounts_from_config
     from .config import locate_error
@@ -55,10 +61,7 @@ def configured_accounts(settings: Settings, names: Sequence[str] = ()) -> list[A
     except ConfigError as exc:  # name the file and line of the key
         raise locate_error(settings, exc) from None
     if not accounts:
-        raise ConfigError(
-            f"no IMAP account in {settings.config_path}",
-            hint="run `supportcli init` to add one, or give a mailbox PATH",
-        )
+        raise NoAccountError(f"no IMAP account in {settings.config_path}", hint=ADD_ACCOUNT)
     unknown = [n for n in names if n not in accounts]
     if unknown:
         raise UsageError(

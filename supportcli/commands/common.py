@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,6 +54,17 @@ class Context:
     def interactive(self) -> bool:
         """A person at a terminal, who may be asked for a password."""
         return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+@contextmanager
+def without_an_account(instead: str) -> Iterator[None]:
+    """Add what this command can do without an IMAP account to the no-account error."""
+    from ..errors import NoAccountError
+
+    try:
+        yield
+    except NoAccountError as exc:
+        raise NoAccountError(exc.message, hint=f"{exc.hint}; or, without one, {instead}") from None
 
 
 def get_context(ctx: typer.Context) -> Context:

@@ -217,47 +217,52 @@ def doctor(
     ctx: typer.Context,
     account: AccountOption = None,
 ) -> None:
-    """Check config, credentials, network, TLS, login, folders and the model, one line each."""
+    """Check config, store and model, then each account's credentials, network, TLS, login and
+    folders, one line each. Exit 0 when everything checked works."""
     from .. import doctor as checks
-    from .. import sanitize
-    from ..sync import configured_accounts
+    from ..errors import NoAccountError
+    from ..sync import ADD_ACCOUNT, configured_accounts
 
     context = get_context(ctx)
-    settings = context.settings()
+    settings, found = checks.local_checks(context.config)
     console = stdout_console()
-    all_checks = []
-    for acct in configured_accounts(settings, tuple(account or ())):
-        found = checks.run_checks(
-            acct, interactive=context.interactive, extra=[lambda: _model_check(settings)]
-        )
-        console.print(f"account {acct.name}", markup=False)
-        for check in found:
-            mark = "✓" if check.ok else "✗"
-            hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
-            # details may quote the server's own words: made safe like any untrusted text
-            line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
-            console.print(f"  {mark} {line}", markup=False)
-        all_checks += found
-    if not checks.all_ok(all_checks):
-        raise typer.Exit(int(_exit_code(all_checks)))
+    _print_checks(console, "local use (config, store, model)", found)
+    accounts = []
+    if settings is not None:
+        try:
+            accounts = configured_accounts(settings, tuple(account or ()))
+        except NoAccountError:
+            if account:
+                raise
+            console.print(f"no IMAP account: {ADD_ACCOUNT}. Without one, `supportcli triage "
+                          "PATH` and `supportcli report --demo` work.", markup=False,
+                          soft_wrap=True)
+    for acct in accounts:
+        result = checks.run_checks(acct, interactive=context.interactive)
+        _print_checks(console, f"account {acct.name}", result)
+        found += result
+    if not checks.all_ok(found):
+        raise typer.Exit(int(_exit_code(found)))
 
 
-def _model_check(settings: Any) -> Any:
-    from .. import registry
-    from ..doctor import Check
-    from ..errors import ModelError
+def _print_checks(console: Any, title: str, found: list[Any]) -> None:
+    from .. import sanitize
 
-    try:
-        loaded = registry.load_active(settings)
-    except ModelError as exc:
-        return Check("model", False, exc.message, exc.hint or "")
-    return Check("model", True, f"{loaded.model_id} ({loaded.meta.get('n_samples', '?')} samples)")
+    console.print(title, markup=False)
+    for check in found:
+        mark = "✓" if check.ok else "✗"
+        hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
+        # details may quote the server's own words: made safe like any untrusted text
+        line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
+        console.print(f"  {mark} {line}", markup=False, soft_wrap=True)
 
 
 def _exit_code(found: list[Any]) -> ExitCode:
     first = next(c for c in found if not c.ok and not c.skipped)
     if first.name in ("config", "credentials"):
         return ExitCode.CONFIG
+    if first.name == "store":
+        return ExitCode.STATE
     if first.name == "model":
         return ExitCode.MODEL
     return ExitCode.SOURCE
