@@ -471,7 +471,7 @@ def report(
     """
     from datetime import UTC, datetime
 
-    from . import reporting
+    from . import render, reporting
 
     started = datetime.now(UTC)
     fmt = pick_format(ReportFormat, fmt, output, ReportFormat.text)
@@ -498,6 +498,8 @@ def report(
     if not _ctx(ctx).quiet and result.mailed_to:
         stderr_console().print(f"report mailed to {', '.join(result.mailed_to)}", markup=False)
     if fail_on is not None and reporting.fail_on(result.items, fail_on.value):
+        if not _ctx(ctx).quiet:
+            sys.stderr.write(render.waiting_line(result.items, fail_on.value) + "\n")
         raise typer.Exit(int(ExitCode.ITEMS_WAITING))
 
 
@@ -638,6 +640,32 @@ def _readable_metavars(command: Any) -> None:
         _readable_metavars(sub)
 
 
+def _quiet_after_the_command(root: Any) -> None:
+    """``supportcli report --quiet`` works like ``supportcli --quiet report``: every command
+    gets the root's ``--quiet/-q`` too."""
+    import copy
+
+    from . import log
+
+    def quiet(ctx: Any, _param: Any, value: bool) -> None:
+        context = _ctx(ctx)
+        if value and not context.quiet:
+            context.quiet = True
+            log.setup(context.verbose, quiet=True)
+
+    template = next(p for p in root.params if p.name == "quiet")
+
+    def add(command: Any) -> None:
+        for sub in getattr(command, "commands", {}).values():
+            if not any(p.name == "quiet" for p in sub.params):
+                late = copy.copy(template)
+                late.expose_value, late.callback = False, quiet
+                sub.params.append(late)
+            add(sub)
+
+    add(root)
+
+
 def _range_words(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
         return f"{low:g} to {high:g}"
@@ -652,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = typer.main.get_command(app)
     _readable_metavars(command)
+    _quiet_after_the_command(command)
     try:
         result = command.main(args=argv, prog_name="supportcli", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0

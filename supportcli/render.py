@@ -158,6 +158,19 @@ def triage_title(result: Any, show_all: bool) -> str:
     return f"{shown} of {awaiting} threads awaiting a reply{hidden} · {when}"
 
 
+def waiting_line(items: Sequence[TriageItem], level: str) -> str:
+    """What ``--fail-on LEVEL`` found waiting, in one line."""
+    from collections import Counter
+
+    from .prioritize import URGENCY_ORDER, urgency_at_least
+
+    counts = Counter(i.urgency for i in items if urgency_at_least(i.urgency, level))
+    found = ", ".join(f"{counts[u]} {u}" for u in URGENCY_ORDER if counts[u])
+    total = sum(counts.values())
+    return (f"{total} thread{'s' if total != 1 else ''} at {level} or above awaiting a reply "
+            f"({found}): exit 10 (--fail-on {level})")
+
+
 def nothing_left(result: Any, filters: Sequence[str]) -> str:
     """Why a triage shows no row."""
     awaiting, total = result.awaiting, result.awaiting + result.answered_threads

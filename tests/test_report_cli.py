@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,14 @@ def test_fail_on_quiet_and_log_file(
     code, out, err = report(capsys, "--fail-on", "urgent", "--log-file", str(log_file),
                             "--output", str(tmp_path / "r.txt"))  # fmt: skip
     assert code == 10
-    assert out == "" and err == ""
+    assert out == ""
+    [waiting] = err.splitlines()  # one line says what is waiting
+    assert re.fullmatch(r"\d+ threads? at urgent or above awaiting a reply \(\d+ urgent\): "
+                        r"exit 10 \(--fail-on urgent\)", waiting), waiting
+    for quiet in (["--quiet", "report"], ["report", "--quiet"], ["report", "-q"]):
+        assert main([*quiet, "--offline", "--as-of", AS_OF, "--fail-on", "high", "-o",
+                     str(tmp_path / "q.txt")]) == 10  # fmt: skip
+        assert capsys.readouterr().err == ""  # --quiet before or after the command
     [line] = log_file.read_text().splitlines()
     assert "report ok" in line and "urgent=" in line
     assert main(["--quiet", "report", "--offline", "--as-of", AS_OF, "--output",
