@@ -306,17 +306,30 @@ def tag(
             f"{verb} {' '.join(change.add)}  {where} UID {t.uid}  "
             f"{sanitize.for_terminal(t.subject, 60)}",
             markup=False,
+            soft_wrap=True,
         )
     if not context.quiet:
+        _tag_summary(result, apply)
+
+
+LEFT_ALONE_SHOWN = 10  # reasons listed; the rest are counted
+
+
+def _tag_summary(result: Any, apply: bool) -> None:
+    from .. import sanitize
+
+    count = len(result.changes)
+    if apply:
         done = f"run {result.run_id}: " if result.run_id else ""
-        note = "" if apply else " (dry run: nothing changed; add --apply)"
-        errors = stderr_console()
-        errors.print(f"{done}{len(result.changes)} message(s) {verb.split()[-1]}{note}",
-                     markup=False)  # fmt: skip
-        if result.skipped:
-            errors.print(f"left {len(result.skipped)} message(s) alone:", markup=False)
-            for why in result.skipped[:10]:
-                errors.print(f"  {sanitize.for_log(why, 120)}", markup=False)
+        lines = [f"{done}{count} message(s) tagged"]
+    else:
+        lines = [f"{count} message(s) would be tagged (dry run: nothing changed; add --apply)"]
+    if result.skipped:
+        lines.append(f"left {len(result.skipped)} message(s) alone:")
+        lines += [f"  {sanitize.for_log(why, 120)}" for why in result.skipped[:LEFT_ALONE_SHOWN]]
+        if len(result.skipped) > LEFT_ALONE_SHOWN:
+            lines.append(f"  …and {len(result.skipped) - LEFT_ALONE_SHOWN} more")
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def untag(
