@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,13 @@ from .commands.common import (
     without_an_account,
 )
 from .commands.common import get_context as _ctx
+from .commands.options import (
+    model_problem,
+    pick_format,
+    print_version,
+    quiet_after_the_command,
+    readable_metavars,
+)
 from .errors import ExitCode, SupportCliError, UsageError
 
 app = typer.Typer(
@@ -57,7 +64,7 @@ def root(
         typer.Option(
             "--version",
             is_eager=True,
-            callback=lambda value: _print_version(value),
+            callback=lambda value: print_version(value),
             help="Show the version, the scikit-learn version and the active model, and exit.",
         ),
     ] = False,
@@ -148,33 +155,6 @@ def triage(
         ("min-urgency", min_urgency.value if min_urgency else None)) if value]  # fmt: skip
     _emit_triage(result, fmt, output, render_notice(result, filters, show_all))
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
-
-
-F = TypeVar("F", bound=StrEnum)
-# What an output file's extension asks for; the first the command has wins.
-SUFFIX_FORMATS = {
-    ".csv": ("csv",), ".json": ("json",), ".jsonl": ("jsonl",), ".ndjson": ("jsonl",),
-    ".md": ("markdown",), ".markdown": ("markdown",), ".html": ("html",), ".htm": ("html",),
-    ".txt": ("text", "table"),
-}  # fmt: skip
-
-
-def pick_format(kind: type[F], given: F | None, output: Path | None, default: F) -> F:
-    """``--format`` if given, else the one ``-o``'s extension names, else ``default``; a
-    mismatch between the two is a warning, not an error."""
-    import logging
-
-    wanted = SUFFIX_FORMATS.get(output.suffix.lower(), ()) if output is not None else ()
-    known = [kind(w) for w in wanted if w in {k.value for k in kind}]
-    warn = logging.getLogger("supportcli.cli").warning
-    if given is None:
-        if wanted and not known:
-            warn("%s: this command has no %s output; writing %s", output, wanted[0],
-                 default.value)  # fmt: skip
-        return known[0] if known else default
-    if wanted and given not in known:
-        warn("%s: writing %s, though the file name says %s", output, given.value, wanted[0])
-    return given
 
 
 def render_notice(result: Any, filters: list[str], show_all: bool) -> tuple[str, str]:
@@ -523,7 +503,7 @@ def model_list(ctx: typer.Context) -> None:
     from . import render, training
 
     versions = training.list_versions(_ctx(ctx).settings())
-    problems = {v.name: _model_problem(v) for v in versions}
+    problems = {v.name: model_problem(v) for v in versions}
     stdout_console().print(render.versions_table(versions, problems))
 
 
@@ -538,138 +518,10 @@ def model_use(
 
     settings = _ctx(ctx).settings()
     found = next((v for v in training.list_versions(settings) if v.name == version), None)
-    if found is not None and (problem := _model_problem(found)):
+    if found is not None and (problem := model_problem(found)):
         raise ModelError(f"model {version} cannot be used: {problem}")
     chosen = training.use_version(settings, version)
     stderr_console().print(f"active model: {chosen.name}", markup=False)
-
-
-def _model_problem(version: Any) -> str:
-    """Why a listed model version cannot be loaded ("" when it can), without unpickling it."""
-    from importlib.metadata import version as installed
-
-    from . import artifacts
-    from .errors import ModelError
-
-    try:
-        meta = artifacts.read_meta(version.directory)
-    except ModelError as exc:
-        return exc.message
-    model_file = version.directory / artifacts.MODEL_FILE
-    if not model_file.is_file():
-        return "its model file is missing"
-    if artifacts.sha256_file(model_file) != meta.get("sha256"):
-        return "its model file does not match its meta.json"
-    built_with = meta.get("versions", {}).get("scikit-learn")
-    if version.name != "default" and built_with != installed("scikit-learn"):
-        return f"built with scikit-learn {built_with}: retrain it with `supportcli train`"
-    return ""
-
-
-def _print_version(value: bool) -> None:
-    if not value:
-        return
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("supportcli", "scikit-learn"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:  # run from a checkout that was never installed
-            found[package] = "(not installed)"
-    own, sklearn = found["supportcli"], found["scikit-learn"]
-    sys.stdout.write(f"supportcli {own}\nscikit-learn {sklearn}\nmodel {_active_model_id()}\n")
-    raise typer.Exit(0)
-
-
-def _active_model_id() -> str:
-    """The active model's id from its meta.json (nothing is unpickled), or why there is none."""
-    import json
-
-    from . import registry
-    from .config import Settings, default_config_path, default_state_dir, load_settings
-
-    try:
-        settings = load_settings()
-    except SupportCliError:  # --version works with a broken config too
-        settings = Settings(state_dir=default_state_dir(), config_path=default_config_path())
-    directory = registry.active_dir(settings)
-    try:
-        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-        return f"{meta.get('name', directory.name)}-{str(meta['sha256'])[:10]}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"unreadable ({directory})"
-
-
-# Placeholders in --help that say what to type, instead of a type name (<str>, <list[str]>).
-METAVARS = {
-    "--config": "FILE", "--output": "FILE", "--log-file": "FILE", "--ca-file": "FILE",
-    "--limit": "N", "--category": "CATEGORY", "--urgency": "URGENCY", "--since": "24h|3d|DATE",
-    "--as-of": "TIME", "--account": "NAME", "--name": "NAME", "--mail-to": "ADDRESS",
-    "--own-weight": "WEIGHT", "--host": "HOST", "--username": "LOGIN", "--port": "PORT",
-    "--folder": "FOLDER", "--sent-folder": "FOLDER", "--days": "DAYS", "--eml": "FOLDER",
-    "--password-env": "VARIABLE", "--password-command": "COMMAND",
-    "--token-command": "COMMAND", "--run": "RUN_ID", "--source": "PATH",
-    "--min-confidence": "0-1",
-    "path": "PATH", "file": "FILE", "ref": "ID|FILE", "message_id": "MESSAGE_ID",
-    "version": "VERSION",
-}  # fmt: skip
-
-
-def _readable_metavars(command: Any) -> None:
-    """Give every option and argument of the command tree a placeholder a user knows."""
-    import enum
-
-    for param in command.params:
-        if param.param_type_name == "argument":  # the placeholder says it: no "<str>" after it
-            param.display_type_rich = lambda ctx: None
-        if getattr(param, "min", None) is not None or getattr(param, "max", None) is not None:
-            param._get_number_range_help_str = lambda p=param: _range_words(p.min, p.max)
-        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(
-            param, "count", False
-        ):
-            continue
-        kind = param.type_descriptor.annotation
-        choices = isinstance(kind, type) and issubclass(kind, enum.Enum)
-        name = next((o for o in getattr(param, "opts", ()) if o in METAVARS), param.name)
-        if choices:
-            param.metavar = "|".join(str(c.value) for c in kind)
-        else:
-            param.metavar = METAVARS.get(name, "TEXT")
-    for sub in getattr(command, "commands", {}).values():
-        _readable_metavars(sub)
-
-
-def _quiet_after_the_command(root: Any) -> None:
-    """``supportcli report --quiet`` works like ``supportcli --quiet report``: every command
-    gets the root's ``--quiet/-q`` too."""
-    import copy
-
-    from . import log
-
-    def quiet(ctx: Any, _param: Any, value: bool) -> None:
-        context = _ctx(ctx)
-        if value and not context.quiet:
-            context.quiet = True
-            log.setup(context.verbose, quiet=True)
-
-    template = next(p for p in root.params if p.name == "quiet")
-
-    def add(command: Any) -> None:
-        for sub in getattr(command, "commands", {}).values():
-            if not any(p.name == "quiet" for p in sub.params):
-                late = copy.copy(template)
-                late.expose_value, late.callback = False, quiet
-                sub.params.append(late)
-            add(sub)
-
-    add(root)
-
-
-def _range_words(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"{low:g} to {high:g}"
-    return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -679,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import log
 
     command = typer.main.get_command(app)
-    _readable_metavars(command)
-    _quiet_after_the_command(command)
+    readable_metavars(command)
+    quiet_after_the_command(command)
     try:
         result = command.main(args=argv, prog_name="supportcli", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
