@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .records import Message, Prediction, ScoreTerm, TriageItem
@@ -29,6 +29,9 @@ class Rules:
     category_weights: Mapping[str, float]
     sla_hours: Mapping[str, float]
     shop_addresses: frozenset[str] = frozenset()
+    # below these confidences a label needs review ("category", "urgency"); empty: the
+    # model's own verdict (``Prediction.needs_review``) marks the less certain label
+    review_thresholds: Mapping[str, float] = field(default_factory=dict)
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
@@ -94,11 +97,7 @@ def rank(
         if not customer:
             continue
         last = customer[-1]
-        replied = (
-            thread[-1].sender_addr in rules.shop_addresses
-            or "\\Answered" in last.flags
-            or last.message_id in answered
-        )
+        replied = is_answered(thread, rules.shop_addresses, answered)
         if replied and not include_answered:
             continue
         prediction = predictions.get(last.message_id)
@@ -106,9 +105,27 @@ def rank(
             continue
         followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
         history = threads_per_sender[last.sender_addr] - 1
-        items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
+        item = score(last, prediction, rules, as_of, followups, history, len(thread))
+        items.append(replace(item, answered=True) if replied else item)
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
+
+
+def is_answered(
+    thread: Sequence[Message], shop_addresses: frozenset[str], answered: frozenset[str]
+) -> bool:
+    """The shop has replied to the customer's last message in the thread: the thread ends with
+    the shop's message, the customer's last message carries \\Answered, or a reply in the Sent
+    folder refers to it (``answered``: Message-IDs replied to)."""
+    customer = [m for m in thread if m.sender_addr not in shop_addresses]
+    if not customer:
+        return True
+    last = customer[-1]
+    return (
+        thread[-1].sender_addr in shop_addresses
+        or "\\Answered" in last.flags
+        or last.message_id in answered
+    )
 
 
 def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:
@@ -165,9 +182,34 @@ def score(
             ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})")
         )
     total = round(sum(t.points for t in terms), 1)
+    review = review_labels(prediction, rules.review_thresholds, model_urgency=not raised_by)
     return TriageItem(
-        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting
+        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting,
+        review,
     )
+
+
+def review_labels(
+    prediction: Prediction, thresholds: Mapping[str, float], *, model_urgency: bool = True
+) -> tuple[str, ...]:
+    """The labels a person should check: a category or an urgency whose confidence is below
+    its threshold. An urgency that a cue or the follow-ups decided is not the model's guess,
+    so it is never marked."""
+    if not thresholds:
+        if not prediction.needs_review:
+            return ()
+        return (
+            ("category",)
+            if prediction.category_confidence <= prediction.urgency_confidence
+            else ("urgency",)
+        )
+    marks = []
+    if prediction.category_confidence < thresholds.get("category", 0.0):
+        marks.append("category")
+    urgency_decided = bool(prediction.cues) or not model_urgency
+    if not urgency_decided and prediction.urgency_confidence < thresholds.get("urgency", 0.0):
+        marks.append("urgency")
+    return tuple(marks)
 
 
 def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:

@@ -385,6 +385,7 @@ class Store:
         since: datetime | None = None,
         source: str | None = None,
         message_ids: Sequence[str] | None = None,
+        sender: str | None = None,
         light: bool = False,
     ) -> list[Message]:
         """Messages, oldest first. ``light`` leaves the texts out (ranking and exports never
@@ -397,6 +398,9 @@ class Store:
         if source is not None:
             sql += " AND source = ?"
             args.append(source)
+        if sender is not None:
+            sql += " AND sender_addr = ?"
+            args.append(sender)
         if message_ids is not None:
             ids = list(message_ids)
             sql += " AND message_id IN (SELECT value FROM json_each(?))"

@@ -30,7 +30,8 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "supportcli", *args],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "SUPPORTCLI_HOME": str(home), **(env or {})},
+        env={**os.environ, "SUPPORTCLI_HOME": str(home),
+             "SUPPORTCLI_CONFIG": str(home / "config.toml"), **(env or {})},
     )  # fmt: skip
 
 
@@ -52,7 +53,8 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int,
     done = subprocess.run(
         [sys.executable, "-m", "supportcli", *args],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "SUPPORTCLI_HOME": str(home), **(env or {})},
+        env={**os.environ, "SUPPORTCLI_HOME": str(home),
+             "SUPPORTCLI_CONFIG": str(home / "config.toml"), **(env or {})},
     )  # fmt: skip
     return done.returncode, done.stderr
 
