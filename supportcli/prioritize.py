@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import hours as bh
@@ -42,12 +42,18 @@ class Rules:
     sla_hours: Mapping[str, float]
     shop_addresses: frozenset[str] = frozenset()
     business_hours: bh.BusinessHours | None = None  # None: every hour counts
+    # below these confidences a label needs review ("category", "urgency"); empty: the
+    # model's own verdict (``Prediction.needs_review``) marks the less certain label
+    review_thresholds: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Rules:
+    def from_settings(
+        cls, settings: Settings, review_thresholds: Mapping[str, float] | None = None
+    ) -> Rules:
         """The one place the ranking rules are built from the settings."""
         return cls(settings.category_weights, settings.sla_hours,
-                   frozenset(settings.shop_addresses), settings.business_hours)
+                   frozenset(settings.shop_addresses), settings.business_hours,
+                   dict(review_thresholds or {}))
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
@@ -113,11 +119,7 @@ def rank(
         if not customer:
             continue
         last = customer[-1]
-        replied = (
-            thread[-1].sender_addr in rules.shop_addresses
-            or "\\Answered" in last.flags
-            or last.message_id in answered
-        )
+        replied = is_answered(thread, rules.shop_addresses, answered)
         if replied and not include_answered:
             continue
         prediction = predictions.get(last.message_id)
@@ -125,7 +127,8 @@ def rank(
             continue
         followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
         history = threads_per_sender[last.sender_addr] - 1
-        items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
+        item = score(last, prediction, rules, as_of, followups, history, len(thread))
+        items.append(replace(item, answered=True) if replied else item)
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
@@ -135,6 +138,23 @@ def forcing_cues(prediction: Prediction, message: Message) -> tuple[CueHit, ...]
     if message.automated or prediction.category in NOT_FORCED:
         return ()
     return tuple(hit for hit in prediction.cues if hit.cue in FORCING_CUES)
+
+
+def is_answered(
+    thread: Sequence[Message], shop_addresses: frozenset[str], answered: frozenset[str]
+) -> bool:
+    """The shop has replied to the customer's last message in the thread: the thread ends with
+    the shop's message, the customer's last message carries \\Answered, or a reply in the Sent
+    folder refers to it (``answered``: Message-IDs replied to)."""
+    customer = [m for m in thread if m.sender_addr not in shop_addresses]
+    if not customer:
+        return True
+    last = customer[-1]
+    return (
+        thread[-1].sender_addr in shop_addresses
+        or "\\Answered" in last.flags
+        or last.message_id in answered
+    )
 
 
 def effective_urgency(prediction: Prediction, followups: int, message: Message) -> tuple[str, str]:
@@ -184,8 +204,10 @@ def score(
         )
     total = round(sum(t.points for t in terms), 1)
     waiting = max(as_of - message.date, timedelta(0))
+    review = review_labels(prediction, rules.review_thresholds, model_urgency=not raised_by)
     return TriageItem(
-        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting
+        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting,
+        review,
     )
 
 
@@ -199,6 +221,28 @@ def _waiting_term(sent: datetime, as_of: datetime, rules: Rules, urgency: str) -
     clock = " of business hours" if rules.business_hours else ""
     why = f"waiting {_hours(hours)}{clock}, {late} the {_hours(sla)} target for {urgency}"
     return ScoreTerm("waiting", points, why)
+
+
+def review_labels(
+    prediction: Prediction, thresholds: Mapping[str, float], *, model_urgency: bool = True
+) -> tuple[str, ...]:
+    """The labels a person should check: a category or an urgency whose confidence is below
+    its threshold. An urgency that a cue or the follow-ups decided is not the model's guess,
+    so it is never marked."""
+    if not thresholds:
+        if not prediction.needs_review:
+            return ()
+        return (
+            ("category",)
+            if prediction.category_confidence <= prediction.urgency_confidence
+            else ("urgency",)
+        )
+    marks = []
+    if prediction.category_confidence < thresholds.get("category", 0.0):
+        marks.append("category")
+    if model_urgency and prediction.urgency_confidence < thresholds.get("urgency", 0.0):
+        marks.append("urgency")
+    return tuple(marks)
 
 
 def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:

@@ -105,6 +105,8 @@ class TriageItem:
     thread_size: int
     followups: int  # customer messages in the thread after the first
     waiting: timedelta  # since the customer's last message
+    review: tuple[str, ...] = ()  # the labels the model is unsure of: "category", "urgency"
+    answered: bool = False  # the shop has replied to the customer's last message
 
     @property
     def top_reason(self) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from .model.text import message_input
 from .parse import parse, release_language_model
 from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
-from .sources.files import open_path
+from .sources.files import SingleFileSource, StdinSource, open_path
 from .store import Store, light_prediction
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ class IngestResult:
 
 
 def ingest(
-    source: MessageSource, store: Store, progress: Callable[[int], None] | None = None
+    source: MessageSource,
+    store: Store,
+    progress: Callable[[int], None] | None = None,
+    order_pattern: re.Pattern[str] | None = None,
 ) -> IngestResult:
     """Parse every message of a source into the store; broken ones are recorded, not fatal.
 
@@ -55,14 +59,17 @@ def ingest(
                 result.duplicates += 1
                 result.message_ids.append(known[digest])
                 continue
-            parsed = parse(raw, digest)
+            parsed = parse(raw, digest, order_pattern)
             if isinstance(parsed, ParseFailure):
-                result.failures.append(parsed)
-                log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
+                result.failures.append(parsed)  # the command reports them, once
+                log.debug("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
             else:
                 batch.append(parsed)
-                result.message_ids.append(parsed.message_id)
         added, dupes = store.add_messages(batch)
+        # a message sharing its Message-ID with a different one is stored under an id of its
+        # own: the ids come back from the store, by the message's content hash
+        stored = store.ids_by_content_hash([m.content_hash for m in batch])
+        result.message_ids += [stored.get(m.content_hash, m.message_id) for m in batch]
         result.added += added
         result.duplicates += dupes
         pending.clear()
@@ -136,11 +143,12 @@ def _predict(
 class TriageRequest:
     path: str | None = None
     demo: bool = False
+    no_store: bool = False  # rank PATH in a store of its own, keeping nothing
     offline: bool = False  # rank what the store holds, without syncing first
     accounts: tuple[str, ...] = ()
     interactive: bool = False  # may prompt for a password
     as_of: datetime | None = None
-    since: datetime | None = None
+    since: datetime | timedelta | None = None  # a span counts back from the as-of time
     include_answered: bool = False
     limit: int | None = None
     category: str | None = None
@@ -157,9 +165,40 @@ class TriageResult:
     source: str
     all_items: list[TriageItem] = field(default_factory=list)  # before filters
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    window: StoreWindow | None = None  # store-wide triage: what the store window left out
+    review_thresholds: dict[str, float] = field(default_factory=dict)
+    answered_threads: int = 0  # threads the shop has replied to, shown or not
+
+    @property
+    def awaiting(self) -> int:
+        """Threads awaiting a reply, before filters."""
+        return sum(1 for i in self.all_items if not i.answered)
 
 
-STORE_WINDOW = timedelta(days=60)  # how far back a store-wide triage looks
+@dataclass(frozen=True)
+class StoreWindow:
+    """How far back a store-wide triage looked (``triage.store_window_days``, or further
+    with ``--since``) and how many stored messages are older, so were left out."""
+
+    since: datetime
+    days: int
+    left_out: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.left_out} stored message(s) from before {self.since:%Y-%m-%d} were left "
+            f"out (the {self.days}-day store window: triage.store_window_days in the config, "
+            "or --since)"
+        )
+
+
+def store_window(settings: Settings, store: Store, request: TriageRequest) -> StoreWindow:
+    as_of = request.as_of or datetime.now(UTC)
+    since = as_of - timedelta(days=settings.store_window_days)
+    asked = as_of - request.since if isinstance(request.since, timedelta) else request.since
+    if asked is not None and asked < since:
+        since = asked  # an earlier --since widens the window
+    return StoreWindow(since, settings.store_window_days, store.count_before(since))
 
 
 def triage(settings: Settings, request: TriageRequest, store: Store | None = None) -> TriageResult:
@@ -167,17 +206,19 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     if request.demo:
         request.path = str(resources.demo_dir())
     own_store = store is None
-    store = store or Store(":memory:" if request.demo else settings.store_path)
+    scratch = request.demo or (request.no_store and bool(request.path))
+    store = store or Store(":memory:" if scratch else settings.store_path)
+    window = None
     try:
         if request.path:
-            source_name, result = _ingest_path(store, request.path)
+            source_name, result = _ingest_path(store, request.path, settings.order_pattern)
             release_language_model()  # parsing is over: free its memory before classifying
             messages = store.messages(message_ids=result.message_ids, light=True)
         else:
             source_name, result = _sync_all(settings, store, request)
             release_language_model()
-            since = (request.as_of or datetime.now(UTC)) - STORE_WINDOW
-            messages = store.messages(since=since, light=True)
+            window = store_window(settings, store, request)
+            messages = store.messages(since=window.since, light=True)
         loaded = load_model(settings)
         ids = [m.message_id for m in messages]
         predictions = classify_ids(store, loaded, ids, settings.timezone)
@@ -190,11 +231,11 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if request.demo
         else datetime.now(UTC)
     )
-    items = rank_messages(
-        settings, messages, predictions, as_of, request.include_answered, answered
-    )
+    thresholds = review_thresholds(settings, loaded)
+    ranked = rank_messages(settings, messages, predictions, as_of, True, answered, thresholds)
+    items = ranked if request.include_answered else _renumber(i for i in ranked if not i.answered)
     return TriageResult(
-        _filter(items, request),
+        _filter(items, request, as_of),
         as_of,
         len(items),
         result,
@@ -202,7 +243,30 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         source_name,
         items,
         predictions,
+        window,
+        thresholds,
+        answered_threads=sum(1 for i in ranked if i.answered),
     )
+
+
+def _renumber(items: Iterable[TriageItem]) -> list[TriageItem]:
+    return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
+
+
+REVIEW_FLOOR = 0.5  # by default a label the model gives less than even odds is always marked
+
+
+def review_thresholds(settings: Settings, loaded: registry.LoadedModel) -> dict[str, float]:
+    """The confidence below which each label needs review: ``[triage] review_threshold`` when
+    set, else the model's own threshold (chosen by ``train`` from ``target_accuracy``), and
+    never below ``REVIEW_FLOOR``."""
+    if settings.review_threshold is not None:
+        return dict.fromkeys(("category", "urgency"), settings.review_threshold)
+    model = loaded.model
+    return {
+        "category": max(float(model.thresholds["category"]), REVIEW_FLOOR),
+        "urgency": max(float(model.thresholds["urgency"]), REVIEW_FLOOR),
+    }
 
 
 def rank_messages(
@@ -212,23 +276,34 @@ def rank_messages(
     as_of: datetime,
     include_answered: bool = False,
     answered: set[str] | frozenset[str] = frozenset(),
+    thresholds: dict[str, float] | None = None,
 ) -> list[TriageItem]:
     return prioritize.rank(
         prioritize.group_threads(messages),
         predictions,
-        prioritize.Rules.from_settings(settings),
+        prioritize.Rules.from_settings(settings, thresholds),
         as_of,
         include_answered=include_answered,
         answered=frozenset(answered),
     )
 
 
-def _ingest_path(store: Store, path: str) -> tuple[str, IngestResult]:
+def _ingest_path(
+    store: Store, path: str, order_pattern: re.Pattern[str] | None = None
+) -> tuple[str, IngestResult]:
     source = open_path(path)
-    result = ingest(source, store)
-    if not result.message_ids and not result.failures:
+    result = ingest(source, store, order_pattern=order_pattern)
+    if result.message_ids:
+        return source.name, result
+    if not result.failures:
         raise SourceError(f"no messages found in {path}")
-    return source.name, result
+    why = result.failures[0].reason
+    if isinstance(source, SingleFileSource | StdinSource):
+        raise SourceError(f"{'standard input' if path == '-' else path} is not a mail message "
+                          f"({why})")  # fmt: skip
+    raise SourceError(
+        f"no readable message in {path}: {len(result.failures)} could not be read (first: {why})"
+    )
 
 
 def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple[str, IngestResult]:
@@ -243,13 +318,14 @@ def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple
     )
 
 
-def _filter(items: list[TriageItem], request: TriageRequest) -> list[TriageItem]:
+def _filter(items: list[TriageItem], request: TriageRequest, as_of: datetime) -> list[TriageItem]:
     if request.category:
         items = [i for i in items if i.prediction.category == request.category]
     if request.min_urgency:
         items = [i for i in items if prioritize.urgency_at_least(i.urgency, request.min_urgency)]
-    if request.since:
-        items = [i for i in items if i.message.date >= request.since]
+    if request.since is not None:
+        since = as_of - request.since if isinstance(request.since, timedelta) else request.since
+        items = [i for i in items if i.message.date >= since]
     return items[: request.limit] if request.limit else items
 
 
@@ -269,7 +345,7 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
             f"classify takes one message; {path} holds {len(raws)}",
             hint="use `supportcli triage` for a mailbox",
         )
-    parsed = parse(raws[0])
+    parsed = parse(raws[0], order_pattern=settings.order_pattern)
     if isinstance(parsed, ParseFailure):
         raise SourceError(f"cannot parse {path}: {parsed.reason}")
     return classify_message(settings, parsed, as_of)
@@ -282,7 +358,7 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
     with Store(settings.store_path) as store:
         message = store.get_message(ref.strip().strip("<>"))
         if message is None:
-            raise SourceError(
+            raise UsageError(
                 f"no stored message with Message-ID {ref} and no such file",
                 hint="see the message_id column of `supportcli triage --format csv`",
             )
@@ -298,7 +374,7 @@ def classify_message(
     loaded = load_model(settings)
     item_input = message_input(message, settings.timezone)
     prediction = loaded.model.predict([item_input], loaded.model_id)[0]
-    rules = prioritize.Rules.from_settings(settings)
+    rules = prioritize.Rules.from_settings(settings, review_thresholds(settings, loaded))
     item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
     explanation = {
         "category": loaded.model.explain(item_input, "category", prediction.category),

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import mailbox
+import os
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,27 @@ def test_broken_message_is_reported_and_the_rest_go_on(
     assert len(json.loads(out)) >= 1
     assert "skipped 2 message(s)" in err
     assert "Traceback" not in err
+    assert err.count("zz-empty.eml") == 1 and err.count("zz-garbage.eml") == 1  # once each
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"", "empty message"), (b"just some notes\nnot an email\n", "no mail headers"),
+     (bytes(range(256)) * 4, "")],
+)
+def test_a_bad_single_file_fails_like_an_empty_mailbox(
+    content: bytes, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(content)
+    code, out, err = run(capsys, "triage", str(bad))
+    assert code == 4, err
+    assert out == ""
+    assert err.startswith(f"supportcli: error: {bad} is not a mail message (") and why in err
+    assert len(err.strip().splitlines()) == 1
+    empty_mbox = tmp_path / "empty.mbox"
+    empty_mbox.write_bytes(b"")
+    assert run(capsys, "triage", str(empty_mbox))[0] == 4
 
 
 def test_filters_and_limits(capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,7 +176,7 @@ def test_csv_export_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_markdown_export(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "triage", "--demo", "--format", "markdown", "-n", "4")
     assert code == 0
-    lines = out.strip().splitlines()
+    lines = [line for line in out.strip().splitlines() if line.startswith("|")]
     assert lines[0].startswith("| # |") and len(lines) == 6
 
 
@@ -211,6 +233,13 @@ def test_classify_table_from_stdin(
         (["triage", "--demo", "--format", "xml"], 2, "xml"),
         (["triage"], 3, "no IMAP account"),
         (["classify", str(DEMO)], 2, "classify takes one message"),
+        (["init", "--host", "h", "--username", "u", "--password-env", "X", "--security",
+          "bogus"], 2, "--security"),
+        (["init", "--host", "h", "--username", "u", "--password-env", "X", "--port", "0"], 2,
+         "--port"),
+        (["explain", "<nobody@example.com>"], 2, "no stored message"),
+        (["label", "set", "<nobody@example.com>", "--category", "other"], 2, "no message"),
+        (["show", "<nobody@example.com>"], 2, "no stored message"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(
@@ -242,6 +271,16 @@ def test_tampered_model_is_refused_with_exit_5(
     code, _, err = run(capsys, "triage", "--demo")
     assert code == 5
     assert "does not match its meta.json" in err
+    assert "hint: `supportcli model use default`" in err  # the way out
+    code, out, _ = run(capsys, "model", "list")
+    assert code == 0
+    mine = next(line for line in out.splitlines() if " mine " in line)
+    assert "*" not in mine and "!" in mine and "broken" in mine
+    assert "model use default" in out
+    (models / "ACTIVE").write_text("default\n")
+    code, _, err = run(capsys, "model", "use", "mine")
+    assert code == 5 and "cannot be used" in err
+    assert (models / "ACTIVE").read_text().strip() == "default"  # not switched to a broken one
 
 
 def test_help_lists_every_command_and_the_readme_documents_them() -> None:
@@ -268,3 +307,96 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 2
+
+
+def test_file_names_that_are_not_utf8_are_kept_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_state: Path
+) -> None:
+    """A name that is not UTF-8, in a folder, a Maildir and as a single file: the run goes
+    on, and the name is stored losslessly (bytes that are not UTF-8 as \\xHH)."""
+    from supportcli.store import Store
+
+    files = demo_files()
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / os.fsdecode(b"caf\xe9.eml")).write_bytes(files[0].read_bytes())
+    (folder / os.fsdecode(b"bad\xff.eml")).write_bytes(b"\x00 not a mail")
+    maildir = tmp_path / "Maildir"
+    mailbox.Maildir(maildir).close()
+    (maildir / "new" / os.fsdecode(b"1733.M1\xfe.host:2,S")).write_bytes(files[1].read_bytes())
+    single = tmp_path / os.fsdecode(b"one\xe4.eml")
+    single.write_bytes(files[2].read_bytes())
+    for target in (folder, maildir, single):
+        code, out, err = run(capsys, "triage", str(target), "--format", "json", "--all")
+        assert code == 0, err
+        assert json.loads(out)
+        if target == folder:
+            assert "bad\\xff.eml" in err  # reported as skipped, escaped
+    with Store(isolated_state / "supportcli.db") as store:
+        keys = {m.source_key for m in store.messages()}
+        failed = {row[0] for row in store.db.execute("SELECT source_key FROM parse_failures")}
+    assert keys == {"caf\\xe9.eml", "1733.M1\\xfe.host", "one\\xe4.eml"}
+    assert failed == {"bad\\xff.eml"}
+
+
+def _eml(message_id: str, sender: str, subject: str, body: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: support@shop.example\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{message_id}>\r\nDate: Fri, 20 Nov 2026 09:00:00 +0000\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def test_two_different_messages_with_one_message_id_are_both_ranked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(
+        _eml("reused@mailer.example", "ann@example.com", "Parcel lost", "My parcel is lost.")
+    )
+    (folder / "b.eml").write_bytes(
+        _eml("reused@mailer.example", "bob@example.com", "Invoice", "Please send an invoice.")
+    )
+    copy = b"Received: from mx2.example\r\n" + (folder / "a.eml").read_bytes()
+    (folder / "c.eml").write_bytes(copy)  # the same message delivered twice: one row
+    code, out, err = run(capsys, "triage", str(folder), "--format", "json", "--all")
+    assert code == 0, err
+    assert sorted(r["subject"] for r in json.loads(out)) == ["Invoice", "Parcel lost"]
+
+
+def test_store_window_is_a_setting_and_what_it_leaves_out_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "triage", str(DEMO), "-n", "1")  # into the store
+    assert code == 0, err
+    later = ["--as-of", "2027-03-01T09:00:00+00:00"]
+    code, out, err = run(capsys, "triage", "--offline", "--format", "json", *later)
+    assert code == 0, err
+    assert json.loads(out) == []
+    assert f"{len(demo_files())} stored message(s) from before 2026-12-31 were left out" in err
+    assert "triage.store_window_days" in err
+    code, out, err = run(capsys, "report", "--offline", *later)
+    assert code == 0, err
+    assert "Not shown: 40 stored message(s)" in out
+    code, out, err = run(capsys, "triage", "--offline", "--format", "json", "--since",
+                         "2026-11-01", *later)  # fmt: skip
+    assert code == 0 and json.loads(out) and "left out" not in err  # --since widens it
+    config = tmp_path / "config.toml"
+    config.write_text("[triage]\nstore_window_days = 120\n")
+    code, out, err = run(capsys, "--config", str(config), "triage", "--offline", "--format",
+                         "json", *later)  # fmt: skip
+    assert code == 0 and json.loads(out) and "left out" not in err
+    config.write_text("[triage]\nstore_window_days = 0\n")
+    code, _, err = run(capsys, "--config", str(config), "triage", "--offline", *later)
+    assert code == 3 and "store_window_days" in err
+
+
+def test_one_line_messages_are_not_wrapped_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS")  # a pipe or a log file: rich would assume 80 columns
+    config = tmp_path / ("a-rather-long-folder-name-for-the-config" * 2) / "config.toml"
+    code, _, err = run(capsys, "--config", str(config), "init", "--host", "imap.example.com",
+                       "--username", "me", "--password-env", "PW")  # fmt: skip
+    assert code == 0, err
+    assert err == f"wrote account shop to {config} (mode 0600); check it with `supportcli doctor`\n"

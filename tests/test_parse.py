@@ -8,6 +8,7 @@ exact tuple, why a message counts as automated, the language code.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage as StdMessage
 from pathlib import Path
@@ -210,6 +211,25 @@ def test_multipart_alternative_prefers_the_plain_part():
             "It was the 1.2 l teapot in blue, please send the replacement to my work address.",
             "Which size of the teapot did you order",
         ),
+        (
+            "reply_below_indented_headers.eml",  # indented Date/From/Message-ID, '  | ' quote
+            "The parcel arrived this morning but the glass teapot is broken into\n"
+            "pieces. Can you send a replacement, or should I return it first?\n\nHarriet",
+            "left our warehouse today",
+        ),
+        (
+            "reply_below_pipe_quote.eml",  # "On … wrote:" then a '| ' quote, answer below
+            "I would like the refund please, back to the same card. The exchange\n"
+            "is not needed.",
+            "we received your return of the cast iron teapot",
+        ),
+        (
+            "reply_below_original_message.eml",  # "----- Original Message -----", '>', '____'
+            "The invoice is made out to my old company name. Could you send a new\n"
+            'one to "Martin Conseil SARL", with our VAT number FR40123456789?\n\n'
+            "Brigitte Martin",
+            "please find the invoice for your order 10298 attached",
+        ),
     ],
 )
 def test_reply_new_text_is_split_from_the_quoted_history(name, new, quoted):
@@ -217,6 +237,22 @@ def test_reply_new_text_is_split_from_the_quoted_history(name, new, quoted):
     assert m.text_new == new
     assert quoted in m.text_quoted
     assert quoted not in m.text_new
+
+
+def test_an_empty_new_text_gets_a_second_look_below_the_last_quote():
+    """Text after the last quoted block is new; a reply with nothing below its quote, or a
+    forward with no quote marks at all, keeps an empty new text."""
+    header = "On Mon, 3 Mar 2025 at 10:15, Shop <s@shop.example> wrote:\n"
+    assert split_reply(header + "> shipped today\n>\n> Shop\n\n____\n\nNot here yet.")[0] == (
+        "Not here yet."
+    )
+    assert split_reply(header + "> shipped today\n> Shop")[0] == ""
+    forward = (
+        "---------- Forwarded message ---------\nFrom: Shop <s@shop.example>\n"
+        "Date: Mon, 3 Mar 2025\nSubject: Order\nTo: <a@example.com>\n\nYour order shipped."
+    )
+    new, quoted, _ = split_reply(forward)
+    assert new == "" and "Your order shipped." in quoted
 
 
 def test_reply_header_lines_go_to_the_history():
@@ -427,10 +463,31 @@ def test_order_numbers_in_every_spelling_in_order_of_appearance():
         ("ORD-2026-0042 and ORD-2026-0043", ("ORD-2026-0042", "ORD-2026-0043")),
         ("call 555 0199, postcode 90210, price &#8364;", ()),
         ("", ()),
+        # the shop's own letters-dash-digits numbers next to an order word
+        ("Grinder arrived broken (order NW-48213)", ("NW-48213",)),
+        ("Order #NW-48034 - status?", ("NW-48034",)),
+        ("Bestellung NW-48177 - wann wird versendet?", ("NW-48177",)),
+        ("orders NW-48213 and NW-48214", ("NW-48213", "NW-48214")),  # same prefix: both
+        ("Bestell-Nr. 12345", ("12345",)),
+        ("Shopify: Order #1001 confirmed", ("1001",)),
+        ("WooCommerce: your order #123 has shipped", ("123",)),  # small numbers after a label
+        ("Amazon order 123-1234567-1234567", ("123-1234567-1234567",)),
+        ("see 112-7654321-7654321 in Seller Central", ("112-7654321-7654321",)),
+        ("eBay order number 12-34567-89012", ("12-34567-89012",)),
+        # not orders
+        ("I want to order 250 bags", ()),
+        ("COVID-19 slowed the courier; ref CH-2611-04", ()),
+        ("I will order 2026-11-20 or later", ()),
     ],
 )
 def test_find_order_numbers(text, numbers):
     assert find_order_numbers(text) == numbers
+
+
+def test_the_shops_own_pattern_adds_order_numbers():
+    pattern = re.compile(r"\b(NWC\d{6})\b")
+    assert find_order_numbers("about NWC123456 and #10234") == ("10234",)
+    assert find_order_numbers("about NWC123456 and #10234", pattern) == ("NWC123456", "10234")
 
 
 # --- automated mail ------------------------------------------------------------------------

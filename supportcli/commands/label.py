@@ -92,7 +92,10 @@ def prepare(settings: Settings, store: Store, *, source: str | None = None,
     if len(settings.categories) > len(CATEGORY_KEYS):
         raise UsageError(f"too many categories for one key each (at most {len(CATEGORY_KEYS)})",
                          hint="use `label export` / `label import` instead")
-    ids = workflows.ingest(open_path(source), store).message_ids if source else None
+    ids = None
+    if source:
+        found = workflows.ingest(open_path(source), store, order_pattern=settings.order_pattern)
+        ids = found.message_ids
     messages = store.messages(message_ids=ids)
     if not messages:
         raise UsageError("no messages to label",

@@ -2,6 +2,7 @@
 file is code: before unpickling, loading checks that the directory is one supportcli manages
 (the shipped default or the state dir's ``models/``) and that the file's sha256 matches
 ``meta.json``. Saving writes a temp file, fsyncs and renames: never a half-written model.
+A model holds words from the mail: its files are 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, private
 from ..errors import ModelError
 
 MODEL_FILE = "model.joblib"
@@ -38,14 +39,14 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, mode: int = private.FILE_MODE) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # a model is not a secret; mkstemp makes files 0600
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,11 +58,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Write the model and its meta atomically; returns the full meta."""
+def save(
+    model: Any, directory: Path, meta: dict[str, Any], *, shared: bool = False
+) -> dict[str, Any]:
+    """Write the model and its meta atomically; returns the full meta. Its files are 0600 in
+    a 0700 folder, unless ``shared`` (the shipped default, from the bundled samples: 0644)."""
     import joblib
 
-    directory.mkdir(parents=True, exist_ok=True)
+    if shared:
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        private.make_dir(directory)  # 0700, and so is a models/ folder made on the way
+    mode = 0o644 if shared else private.FILE_MODE
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     data = buffer.getvalue()
@@ -69,9 +77,9 @@ def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     # Each file is replaced atomically. A crash between the two leaves a hash mismatch that
     # load refuses cleanly; managed models go to a fresh version directory that is activated
     # only after both files are complete, so the active model is never touched.
-    _atomic_write(directory / MODEL_FILE, data)
+    _atomic_write(directory / MODEL_FILE, data, mode)
     text = json.dumps(full, indent=2, sort_keys=True) + "\n"
-    _atomic_write(directory / META_FILE, text.encode())
+    _atomic_write(directory / META_FILE, text.encode(), mode)
     return full
 
 

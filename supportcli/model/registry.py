@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import resources
+from .. import private, resources
 from ..config import Settings
 from ..errors import ModelError, UsageError
 from . import artifacts
@@ -64,7 +64,7 @@ def active_dir(settings: Settings) -> Path:
 
 
 def set_active(settings: Settings, name: str) -> None:
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    private.make_dir(settings.models_dir)
     tmp = settings.models_dir / "ACTIVE.tmp"
     tmp.write_text(name + "\n", encoding="utf-8")
     os.replace(tmp, settings.models_dir / "ACTIVE")

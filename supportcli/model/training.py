@@ -105,7 +105,7 @@ def _score(model: TrainedModel, scores: list[np.ndarray], y: np.ndarray, splits:
 
 
 def save(name: str, trained: TrainedModel, directory: Path, categories: Sequence[str],
-         **extra: Any) -> dict[str, Any]:
+         *, shared: bool = False, **extra: Any) -> dict[str, Any]:
     """Write the model with its ``meta.json``, whose fingerprint decides where it may be used."""
     counts = dict(sorted(Counter(categories).items()))
     meta = {"name": name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -113,7 +113,7 @@ def save(name: str, trained: TrainedModel, directory: Path, categories: Sequence
             "urgencies": trained.urgencies, "metrics": trained.metrics, "category_counts": counts,
             "fingerprint": fingerprint(),
             "samples_sha256": dataset.folder_hash(resources.samples_dir()), **extra}
-    return artifacts.save(trained, directory, meta)
+    return artifacts.save(trained, directory, meta, shared=shared)
 
 
 def sample_views(data: dataset.LabelledSet) -> list[list[str]]:
@@ -132,4 +132,6 @@ def train_default(output: Path | None = None, *, settings: Settings | None = Non
     trained = fit(data.inputs, data.categories, data.urgencies, target_accuracy=accuracy,
                   views=sample_views(data))
     directory = output or resources.default_model_dir()
-    return TrainResult(save("default", trained, directory, data.categories), directory)
+    # the shipped default holds the bundled samples only: readable by all, like the package
+    meta = save("default", trained, directory, data.categories, shared=output is None)
+    return TrainResult(meta, directory)
