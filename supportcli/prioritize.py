@@ -104,15 +104,39 @@ def rank(
         prediction = predictions.get(last.message_id)
         if prediction is None:
             continue
-        followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
+        followups = followups_since_reply(thread, last, rules, answered)
         history = threads_per_sender[last.sender_addr] - 1
         items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
 
+def followups_since_reply(
+    thread: Sequence[Message], last: Message, rules: Rules, answered: frozenset[str] = frozenset()
+) -> int:
+    """How many times the sender of ``last`` wrote again since the shop last replied: after
+    the shop's own last message in the thread, or after their last message that a reply in
+    the Sent folder answered."""
+    since = 0
+    for m in thread:
+        if m.date > last.date:
+            break
+        if m.sender_addr in rules.shop_addresses or m.message_id in answered:
+            since = 0
+        elif m.sender_addr == last.sender_addr:
+            since += 1
+    return max(0, since - 1)
+
+
+# Mail that never escalates by being written again: a thank-you, a confirmation, a vendor
+# chasing its own pitch, automated mail.
+NO_FOLLOWUP_ESCALATION = frozenset({"feedback", "spam_vendor", "other"})
+
+
 def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:
     """The urgency used for ranking, and why it differs from the model's, if it does."""
+    if prediction.category in NO_FOLLOWUP_ESCALATION or prediction.urgency == "low":
+        return prediction.urgency, ""
     if followups >= 2 and prediction.urgency != "urgent":
         return "urgent", f"{_ordinal(followups + 1)} message from the customer in this thread"
     if followups == 1 and prediction.urgency in ("normal", "low"):

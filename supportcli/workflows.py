@@ -183,6 +183,13 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     )
 
 
+def _rules(settings: Settings) -> prioritize.Rules:
+    """The ranking rules, built from the settings in this one place."""
+    return prioritize.Rules(
+        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
+    )
+
+
 def rank_messages(
     settings: Settings,
     messages: list[Message],
@@ -191,13 +198,10 @@ def rank_messages(
     include_answered: bool = False,
     answered: set[str] | frozenset[str] = frozenset(),
 ) -> list[TriageItem]:
-    rules = prioritize.Rules(
-        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
-    )
     return prioritize.rank(
         prioritize.group_threads(messages),
         predictions,
-        rules,
+        _rules(settings),
         as_of,
         include_answered=include_answered,
         answered=frozenset(answered),
@@ -269,7 +273,7 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
             )
         threads = prioritize.group_threads(store.messages(since=message.date - timedelta(days=90)))
     thread = next((t for t in threads if message in t), [message])
-    followups = sum(1 for m in thread if m.sender_addr == message.sender_addr) - 1
+    followups = prioritize.followups_since_reply(thread, message, _rules(settings))
     return classify_message(settings, message, as_of, followups=followups)
 
 
@@ -281,8 +285,9 @@ def classify_message(
     loaded = registry.load_active(settings)
     text = message_text(message)
     prediction = loaded.model.predict([text], loaded.model_id)[0]
-    rules = prioritize.Rules(settings.category_weights, settings.sla_hours)
-    item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
+    item = prioritize.score(
+        message, prediction, _rules(settings), as_of or datetime.now(UTC), followups
+    )
     explanation = {
         "category": top_features(loaded.model.category, text, prediction.category),
         "urgency": top_features(loaded.model.urgency, text, prediction.urgency),

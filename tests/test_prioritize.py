@@ -104,3 +104,37 @@ def test_gmail_thread_id_joins_messages_without_headers() -> None:
     b = message("b@x", sender="ann2@example.com", subject="Other", flags=("X-GM-THRID:1234",))
     c = message("c@x", sender="zed@example.com", subject="Else", flags=("X-GM-THRID:999",))
     assert sorted(len(g) for g in group_threads([a, b, c])) == [1, 2]
+
+
+def _thread(*specs: tuple[str, str, int]) -> list:
+    """Messages (id, sender, hours ago) linked as one thread."""
+    out = []
+    for mid, sender, hours in specs:
+        refs = tuple(m.message_id for m in out)
+        out.append(message(mid, sender=sender, subject="Re: Broken lamp", date=NOW - timedelta(
+            hours=hours), in_reply_to=refs[-1] if refs else "", references=refs))
+    return out
+
+
+def test_followups_count_only_since_the_shops_last_reply() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 70),
+                     ("r@x", "support@shop.example", 60), ("4@x", "c@e.com", 2))
+    preds = {m.message_id: prediction("returns_refunds", "normal") for m in thread}
+    [item] = rank([thread], preds, RULES, NOW)
+    assert item.followups == 0 and item.urgency == "normal"
+
+
+def test_a_reply_from_the_sent_folder_also_resets_the_count() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 2))
+    preds = {m.message_id: prediction("returns_refunds", "normal") for m in thread}
+    [item] = rank([thread], preds, RULES, NOW, answered=frozenset({"2@x"}))
+    assert item.followups == 0 and item.urgency == "normal"
+
+
+def test_thanks_and_vendor_chasers_never_escalate() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 2))
+    for category, urgency in (("feedback", "low"), ("spam_vendor", "low"), ("other", "normal")):
+        preds = {m.message_id: prediction(category, urgency) for m in thread}
+        [item] = rank([thread], preds, RULES, NOW)
+        assert item.followups == 2
+        assert item.urgency == urgency, category
