@@ -4,7 +4,7 @@ A joblib file is a pickle, and unpickling runs code, so a model file is code. Lo
 before anything is unpickled, that the directory is one supportcli itself manages (the
 shipped default or the state dir's ``models/``) and that the file's sha256 matches
 ``meta.json``. Saving writes to a temp file, fsyncs and renames, so the active model is never
-a half-written file.
+a half-written file. A model holds words from the mail: its files are 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, private
 from .errors import ModelError
 
 MODEL_FILE = "model.joblib"
@@ -43,14 +43,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, mode: int = private.FILE_MODE) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # a model is not a secret; mkstemp makes files 0600
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -62,13 +62,21 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Write the model and its meta atomically; returns the full meta."""
+def save(
+    model: Any, directory: Path, meta: dict[str, Any], *, shared: bool = False
+) -> dict[str, Any]:
+    """Write the model and its meta atomically; returns the full meta. A model holds words
+    from its training mail, so its files are 0600 in a 0700 folder, unless ``shared`` (the
+    shipped default, built from the bundled samples only: 0644)."""
     import io
 
     import joblib
 
-    directory.mkdir(parents=True, exist_ok=True)
+    if shared:
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        private.make_dir(directory)  # 0700, and so is a models/ folder made on the way
+    mode = 0o644 if shared else private.FILE_MODE
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     data = buffer.getvalue()
@@ -76,9 +84,9 @@ def save(model: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     # Each file is replaced atomically. A crash between the two leaves a hash mismatch that
     # load refuses cleanly; managed models go to a fresh version directory that is activated
     # only after both files are complete, so the active model is never touched.
-    _atomic_write(directory / MODEL_FILE, data)
+    _atomic_write(directory / MODEL_FILE, data, mode)
     _atomic_write(
-        directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode()
+        directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode(), mode
     )
     return full
 

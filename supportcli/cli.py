@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands.common import AccountOption, Context, parse_when, stderr_console, stdout_console
+from .commands.common import (
+    AccountOption,
+    Context,
+    note_window,
+    parse_when,
+    stderr_console,
+    stdout_console,
+)
 from .commands.common import get_context as _ctx
 from .errors import ExitCode, SupportCliError, UsageError
 
@@ -117,6 +124,7 @@ def triage(
     result = workflows.triage(settings, request)
     _emit_triage(result, fmt, output)
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
+    note_window(result.window, _ctx(ctx).quiet)
 
 
 def _emit_triage(result: Any, fmt: TriageFormat, output: Path | None) -> None:
@@ -177,8 +185,6 @@ def classify(
 
 
 def _print_classification(result: Any, json_out: bool, *, detailed: bool) -> None:
-    import json
-
     from . import export, render
 
     if json_out:
@@ -189,7 +195,7 @@ def _print_classification(result: Any, json_out: bool, *, detailed: bool) -> Non
         record["terms"] = [
             {"name": t.name, "points": t.points, "reason": t.reason} for t in result.item.terms
         ]
-        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(export.to_json(record, indent=2) + "\n")
         return
     stdout_console().print(
         render.message_panel(
@@ -218,18 +224,19 @@ def evaluate(
     ] = EvalFormat.table,
 ) -> None:
     """Score the active model on a labelled set: accuracy, F1, confusion, calibration."""
-    import json
     from dataclasses import asdict
 
-    from . import evaluation, render
+    from . import evaluation, export, render
 
     result = evaluation.evaluate(_ctx(ctx).settings(), path)
     if fmt is EvalFormat.json:
-        sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
+        sys.stdout.write(export.to_json(asdict(result), indent=2) + "\n")
         return
     console = stdout_console()
     console.print(
-        f"{result.size} labelled messages from {result.path}, model {result.model_id}", markup=False
+        f"{result.size} labelled messages from {result.path}, model {result.model_id}",
+        markup=False,
+        soft_wrap=True,
     )
     for target in result.targets:
         console.print(render.metrics_table(target.name, target.as_dict()))
@@ -271,8 +278,9 @@ def train(
     """Train the model on samples/ plus your own labels and print its metrics.
 
     With no labels of your own (in a checkout), this rebuilds models/default/ from samples/.
-    A model trained on your labels replaces the current one only if it is not worse on your
-    newest 20% of labels (unless --force); earlier models stay for `supportcli model use`.
+    A model trained on your labels replaces the current one only if it is not worse on
+    labels neither was trained on (unless --force); earlier models stay for `supportcli
+    model use`.
     """
     from . import render, resources, training
     from .store import Store
@@ -293,6 +301,12 @@ def train(
     console.print(render.metrics_table(f"urgency ({how})", metrics["urgency"]))
     if result.comparison.get("new"):
         console.print(render.comparison_table(result.comparison))
+    if result.comparison.get("how"):
+        console.print(
+            f"new vs current model compared {result.comparison['how']}",
+            markup=False,
+            soft_wrap=True,
+        )
     if output is not None:
         state = "written there only, not installed"
     else:
@@ -301,6 +315,7 @@ def train(
         f"model {result.meta['name']} ({result.meta['n_samples']} samples) written to "
         f"{result.directory}: {state}",
         markup=False,
+        soft_wrap=True,
     )
 
 

@@ -71,6 +71,7 @@ def default_config_path() -> Path:
 
 
 DEFAULT_TARGET_ACCURACY = 0.85  # accuracy on what the model labels on its own
+DEFAULT_STORE_WINDOW_DAYS = 60  # how far back a store-wide triage, report or tag looks
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Settings:
     review_threshold: float | None = None  # None: use the model's own threshold
     target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
+    store_window_days: int = DEFAULT_STORE_WINDOW_DAYS
     raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
 
     @property
@@ -131,6 +133,11 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     target = _table(data, "model").get("target_accuracy", data.get("target_accuracy"))
     if target is not None and not 0 < _number(target, "target_accuracy") <= 1:
         raise ConfigError(f"config: target_accuracy must be between 0 and 1, got {target!r}")
+    window = triage.get("store_window_days", DEFAULT_STORE_WINDOW_DAYS)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ConfigError(
+            f"config: triage.store_window_days must be a whole number of days, got {window!r}"
+        )
     state = data.get("state_dir")
     return replace(
         settings,
@@ -143,6 +150,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
         target_accuracy=settings.target_accuracy if target is None else float(target),
+        store_window_days=window,
     )
 
 

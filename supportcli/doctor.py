@@ -19,7 +19,13 @@ from typing import Any
 from .accounts import ImapAccount
 from .credentials import Secret, find_secret
 from .errors import SupportCliError
-from .sources.imap import Connect, ImapSource, connect_client, connection_errors
+from .sources.imap import (
+    Connect,
+    ImapSource,
+    connect_client,
+    connection_errors,
+    tls_context,
+)
 
 NOTABLE_CAPABILITIES = ("IDLE", "CONDSTORE", "QRESYNC", "X-GM-EXT-1", "MOVE", "UIDPLUS")
 
@@ -117,6 +123,11 @@ def _config(account: ImapAccount) -> Check:
         return Check("config", True, detail + ", NOT encrypted", "prefer ssl or starttls")
     if account.ca_file and not account.ca_file.is_file():
         return Check("config", False, f"ca_file {account.ca_file} does not exist")
+    if account.ca_file:
+        try:  # a file that holds no certificate is a config error, as in `sync` (exit 3)
+            tls_context(account)
+        except SupportCliError as exc:
+            return Check("config", False, exc.message, exc.hint or "")
     return Check("config", True, detail)
 
 

@@ -1,7 +1,8 @@
 """Triage items to csv, json, jsonl and markdown, written to a text stream.
 
 Every string that came from an email goes through ``sanitize``: control characters stripped,
-CSV cells that could start a formula neutralised, markdown and HTML escaped.
+CSV cells that could start a formula neutralised, markdown and HTML escaped, and every string
+of a JSON record cleaned on the way out (``to_json``, which every JSON output uses).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def item_record(item: TriageItem) -> dict[str, Any]:
     }
 
 
+def to_json(record: Any, indent: int | None = None) -> str:
+    """The one way a record becomes JSON: every string in it cleaned (``sanitize.for_json``),
+    whichever field it is in, then dumped."""
+    return json.dumps(sanitize.for_json(record), ensure_ascii=False, indent=indent)
+
+
 def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
     """Write items one record at a time (a 100,000-row export never sits in memory)."""
     records = (item_record(i) for i in items)
@@ -71,11 +78,11 @@ def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
         out.write("[")
         for n, record in enumerate(records):
             out.write(",\n" if n else "\n")
-            out.write(_indent(json.dumps(record, ensure_ascii=False, indent=2)))
+            out.write(_indent(to_json(record, indent=2)))
         out.write("\n]\n" if items else "]\n")
     elif fmt == "jsonl":
         for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(to_json(record) + "\n")
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()

@@ -29,19 +29,22 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every registered secret in the message and in any traceback it carries."""
+    """Replaces every registered secret in the message and in any traceback it carries, and
+    makes both safe for a terminal: names of files, folders and senders reach log records
+    as arguments, so the whole message is cleaned (escape sequences, control and bidi
+    characters; one line), whichever logger wrote it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _SECRETS:
-            return True
-        record.msg, record.args = redact(record.getMessage()), None
+        from .sanitize import clean_text, one_line
+
+        record.msg, record.args = one_line(redact(record.getMessage())), None
         if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
+        if record.exc_text:
+            record.exc_text = clean_text(redact(record.exc_text))
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = clean_text(redact(record.stack_info))
         return True
 
 

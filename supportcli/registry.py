@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, resources
+from . import artifacts, private, resources
 from .config import Settings
 from .errors import ModelError
 
@@ -52,7 +52,7 @@ def active_dir(settings: Settings) -> Path:
 
 
 def set_active(settings: Settings, name: str) -> None:
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    private.make_dir(settings.models_dir)
     pointer = settings.models_dir / "ACTIVE"
     tmp = pointer.with_suffix(".tmp")
     tmp.write_text(name + "\n", encoding="utf-8")

@@ -160,7 +160,7 @@ def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
 
 def comparison_table(comparison: dict[str, Any]) -> Table:
     table = Table(
-        title=f"new vs current model on your newest {comparison['holdout']} labelled messages",
+        title="new vs current model",
         title_justify="left",
     )
     table.add_column("model")

@@ -99,6 +99,7 @@ class ReportData:
     last_report_at: datetime | None = None
     sla_hours: Mapping[str, float] = field(default_factory=dict)
     business_hours: str | None = None  # BusinessHours.describe(), None for wall clock
+    left_out: str | None = None  # what the store window left out (StoreWindow.describe())
 
 
 # -- building the sections (pure) ---------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hours as bh
-from . import prioritize, report, workflows
+from . import prioritize, private, report, workflows
 from .config import Settings
 from .errors import ConfigError, StoreError
 from .records import TriageItem
@@ -49,7 +49,7 @@ def run_lock(state_dir: Path) -> Iterator[None]:
     flock is released by the kernel when the process dies, so a killed run never leaves a
     stale lock behind.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private.make_dir(state_dir)
     fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -168,6 +168,7 @@ def build_data(
         last_report_at=last,
         sla_hours=settings.sla_hours,
         business_hours=business.describe() if business else None,
+        left_out=triage.window.describe() if triage.window and triage.window.left_out else None,
     )
 
 

@@ -8,7 +8,9 @@ here, one function per output kind, so every output path uses the same rules.
 from __future__ import annotations
 
 import html
+import os
 import re
+from typing import Any
 
 # CSI/OSC/other escape sequences, 7-bit and 8-bit, then any remaining control character.
 _ANSI = re.compile(
@@ -87,3 +89,39 @@ def for_html(value: str) -> str:
 def for_log(value: str, width: int = 80) -> str:
     """One short line for a log record."""
     return one_line(value, width)
+
+
+def for_json(value: Any) -> Any:
+    """A JSON-ready value with every string in it (keys included, at any depth) cleaned like
+    ``clean_text``: the one pass every JSON output makes, so no field can be forgotten."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {for_json(k): for_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [for_json(v) for v in value]
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def file_name(value: str | os.PathLike[str]) -> str:
+    """A name from the file system as text, losslessly: a byte that is not UTF-8 (which
+    Python carries as a lone surrogate) becomes ``\\xHH`` and a backslash ``\\\\``, so the
+    name can be stored, compared and printed, and the bytes read back from it."""
+    text = os.fspath(value)
+    return escape_surrogates(text.replace("\\", "\\\\"))
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (an undecodable byte of a file name, or garbage)
+    written as ``\\xHH`` (the byte) or ``\\uHHHH``: text SQLite and every stream accept."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"

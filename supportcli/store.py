@@ -3,13 +3,25 @@
 Only this module talks to sqlite3. Migrations are an ordered list of small functions; the
 schema version lives in ``PRAGMA user_version``. WAL mode and a busy timeout let a report read
 while a sync writes; every write is its own short transaction, so a killed process loses at
-most the message it was writing.
+most the message it was writing. Two commands may create or migrate a new store at once:
+switching it to WAL is retried for as long as the busy timeout, and migrations re-read the
+version under the write lock. The store holds customer mail: its directory is 0700 and its
+files 0600 (``private``).
+
+A run (``start_run``) holds an advisory lock file until it finishes; a run still marked
+``running`` whose lock nobody holds was killed, and the next store opened marks it
+``interrupted`` and says so.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -17,10 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import private
 from .errors import StoreError
 from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
+from .sanitize import escape_surrogates
 
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
+RUN_LOCKS = "runs"  # beside the store: one lock file per run in progress
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -177,7 +193,20 @@ def _m007_label_skips(db: sqlite3.Connection) -> None:
     )
 
 
-def _m008_writer_clock_and_relay(db: sqlite3.Connection) -> None:
+def _m008_journal_intent_and_run_locks(db: sqlite3.Connection) -> None:
+    """Tags are journaled before they are sent (``stored_at`` is set once the server took
+    them; earlier rows were written after it had); a run names the lock file it holds."""
+    _script(
+        db,
+        """
+        ALTER TABLE tag_journal ADD COLUMN stored_at TEXT;
+        UPDATE tag_journal SET stored_at = added_at;
+        ALTER TABLE runs ADD COLUMN lock TEXT
+        """,
+    )
+
+
+def _m009_writer_clock_and_relay(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN utc_offset INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE messages ADD COLUMN relayed_by TEXT NOT NULL DEFAULT ''")
 
@@ -190,7 +219,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m005_tag_journal,
     _m006_content_hash_index,
     _m007_label_skips,
-    _m008_writer_clock_and_relay,
+    _m008_journal_intent_and_run_locks,
+    _m009_writer_clock_and_relay,
 ]
 
 
@@ -203,23 +233,37 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        self.in_memory = str(path) == ":memory:"
+        self._run_locks: dict[int, tuple[int, Path]] = {}
+        self.interrupted: list[tuple[int, str]] = []  # runs a killed process left running
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.in_memory:
+                self._create_private()
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE), see transaction()
             self.db = sqlite3.connect(
                 str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             self.db.row_factory = sqlite3.Row
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            if not self.in_memory:  # an in-memory store has no journal file
+                _wal_mode(self.db)
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            if not self.in_memory:
+                self.interrupted = self._notice_interrupted_runs()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from None
         except OSError as exc:
             raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+
+    def _create_private(self) -> None:
+        """The state dir 0700 and a new store file 0600 before SQLite creates it (its -wal
+        and -shm files take the store file's mode); older ones are tightened."""
+        private.make_dir(self.path.parent)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, private.FILE_MODE))
+        private.tighten_state(self.path.parent, self.path.name)
 
     def __enter__(self) -> Store:
         return self
@@ -228,6 +272,9 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        for fd, _ in self._run_locks.values():  # runs not finished: left marked running
+            os.close(fd)
+        self._run_locks.clear()
         self.db.close()
 
     @contextmanager
@@ -282,22 +329,30 @@ class Store:
         """Messages, failures and the sync cursor after them in one transaction: a sync killed
         at any point resumes exactly after the last batch that was stored."""
         added = dupes = 0
+        kept_apart: list[str] = []
         with self.transaction() as db:
             for msg in messages:
-                if db.execute(_INSERT_MESSAGE, _message_row(msg)).rowcount:
+                row = _message_row(msg)
+                if db.execute(_INSERT_MESSAGE, row).rowcount:
                     added += 1
+                elif (other := _kept_apart(db, msg, row)) is not None:
+                    added += 1
+                    kept_apart.append(other)
                 else:
                     dupes += 1
-            db.executemany(
-                "INSERT OR REPLACE INTO parse_failures (source, source_key, reason, seen_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(f.source, f.key, f.reason, _now()) for f in failures],
-            )
+            _insert_failures(db, failures)
             if cursor is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
                     (cursor.account, cursor.folder, cursor.uidvalidity, cursor.last_uid, _now()),
                 )
+        if kept_apart:
+            log.info(
+                "kept %d message(s) whose Message-ID a different stored message already has, "
+                "under an id of their own (first: %s)",
+                len(kept_apart),
+                kept_apart[0],
+            )
         return added, dupes
 
     def mark_answered(self, message_ids: Iterable[str], via: str) -> int:
@@ -361,11 +416,14 @@ class Store:
 
     def add_failures(self, failures: Iterable[ParseFailure]) -> None:
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO parse_failures (source, source_key, reason, seen_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(f.source, f.key, f.reason, _now()) for f in failures],
-            )
+            _insert_failures(db, list(failures))
+
+    def count_before(self, when: datetime) -> int:
+        """Stored messages dated before ``when`` (what a store window leaves out)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM messages WHERE date < ?", (when.astimezone(UTC).isoformat(),)
+        ).fetchone()
+        return int(row[0])
 
     # --- predictions and labels ------------------------------------------------------------
 
@@ -447,12 +505,26 @@ class Store:
             )
 
     def start_run(self, command: str) -> int:
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO runs (command, started_at, status) VALUES (?, ?, 'running')",
-                (command, _now()),
-            )
-            return int(cur.lastrowid or 0)
+        """A run marked ``running``, holding its lock file until ``finish_run`` (or until the
+        process dies: the kernel then releases the lock, and the next store opened notices)."""
+        lock: tuple[int, Path] | None = None
+        if not self.in_memory:
+            lock = _hold_lock(self.path.parent / RUN_LOCKS / f"{secrets.token_hex(8)}.lock")
+        try:
+            with self.transaction() as db:
+                cur = db.execute(
+                    "INSERT INTO runs (command, started_at, status, lock) "
+                    "VALUES (?, ?, 'running', ?)",
+                    (command, _now(), lock[1].name if lock else None),
+                )
+                run_id = int(cur.lastrowid or 0)
+        except BaseException:
+            if lock:
+                _release_lock(*lock)
+            raise
+        if lock:
+            self._run_locks[run_id] = lock
+        return run_id
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, object]) -> None:
         with self.transaction() as db:
@@ -460,22 +532,76 @@ class Store:
                 "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                 (_now(), status, json.dumps(summary), run_id),
             )
+        if run_id in self._run_locks:
+            _release_lock(*self._run_locks.pop(run_id))
+
+    def run_status(self, run_id: int) -> str | None:
+        row = self.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_run_status(self, run_id: int, status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+
+    def _notice_interrupted_runs(self) -> list[tuple[int, str]]:
+        """Runs left ``running`` by a process that died: marked ``interrupted``, each with one
+        line saying how to finish or undo it. Returns (id, command) of each."""
+        rows = self.db.execute("SELECT id, command, lock FROM runs WHERE status = 'running'")
+        found = []
+        for run_id, command, lock in rows.fetchall():
+            path = self.path.parent / RUN_LOCKS / lock if lock else None
+            held = _try_lock(path) if path is not None else None
+            if held is False:
+                continue  # still running in another process
+            with self.transaction() as db:
+                marked = db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ? "
+                    "WHERE id = ? AND status = 'running'",
+                    (_now(), run_id),
+                ).rowcount
+            if isinstance(held, tuple):
+                _release_lock(*held)
+            if marked:
+                found.append((int(run_id), str(command)))
+                _say_interrupted(int(run_id), str(command))
+        return found
 
     def journal_tags(
         self, run_id: int, rows: Iterable[tuple[str, str, int, int, str, str]]
-    ) -> None:
-        """Record tags a run added: (account, folder, uidvalidity, uid, tag, kind)."""
+    ) -> list[int]:
+        """Record tags a run is about to add, before they are sent: (account, folder,
+        uidvalidity, uid, tag, kind). Returns the journal ids, for ``mark_stored``."""
+        ids = []
+        with self.transaction() as db:
+            for row in rows:
+                cur = db.execute(
+                    "INSERT INTO tag_journal (run_id, account, folder, uidvalidity, uid, tag, "
+                    "kind, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, *row, _now()),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def mark_stored(self, journal_ids: Iterable[int]) -> None:
+        """The server took these journaled tags."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO tag_journal (run_id, account, folder, uidvalidity, uid, tag, kind, "
-                "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *row, _now()) for row in rows],
+                "UPDATE tag_journal SET stored_at = ? WHERE id = ?",
+                [(_now(), i) for i in journal_ids],
             )
 
     def journaled_tags(self, run_id: int) -> list[sqlite3.Row]:
+        """Tags run ``run_id`` added or may have added, not removed since. A tag it meant to
+        add but the server was never seen to take is left out when a later run added and
+        still holds it: then this run did not add it (the later one found it missing)."""
         return list(
             self.db.execute(
-                "SELECT * FROM tag_journal WHERE run_id = ? AND removed_at IS NULL ORDER BY id",
+                "SELECT * FROM tag_journal AS j WHERE run_id = ? AND removed_at IS NULL "
+                "AND NOT (stored_at IS NULL AND EXISTS (SELECT 1 FROM tag_journal AS o "
+                "WHERE o.id > j.id AND o.run_id != j.run_id AND o.account = j.account "
+                "AND o.folder = j.folder AND o.uidvalidity = j.uidvalidity AND o.uid = j.uid "
+                "AND o.tag = j.tag AND o.stored_at IS NOT NULL AND o.removed_at IS NULL)) "
+                "ORDER BY id",
                 (run_id,),
             )
         )
@@ -495,6 +621,115 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _wal_mode(db: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying for as long as the busy timeout: SQLite answers "database is
+    locked" at once, without waiting, while another connection is creating the same new
+    store (two commands started together on a fresh state dir)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            mode = None
+        if str(mode).lower() == "wal":
+            return
+        if time.monotonic() > deadline:
+            raise StoreError(
+                "the store is busy: another supportcli command is creating it",
+                hint="wait for it to finish and try again",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _hold_lock(path: Path) -> tuple[int, Path]:
+    """Create ``path`` and hold an exclusive flock on it (released when the fd closes, or by
+    the kernel when the process dies)."""
+    private.make_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, private.FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, path
+
+
+def _try_lock(path: Path) -> tuple[int, Path] | bool:
+    """The lock of a run: taken (its holder is gone), False while another process holds it,
+    True when the file is missing (nobody can hold it)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    return fd, path
+
+
+def _release_lock(fd: int, path: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _say_interrupted(run_id: int, command: str) -> None:
+    if command == "tag":
+        log.warning(
+            "tag run %d was interrupted before it finished and may have added some of its "
+            "tags: `supportcli untag --run %d` removes all it may have added, `supportcli tag "
+            "--apply` adds what it did not",
+            run_id,
+            run_id,
+        )
+    else:
+        log.info("%s run %d was interrupted before it finished", command, run_id)
+
+
+def _insert_failures(db: sqlite3.Connection, failures: Sequence[ParseFailure]) -> None:
+    rows = [
+        (escape_surrogates(f.source), escape_surrogates(f.key), escape_surrogates(f.reason))
+        for f in failures
+    ]
+    db.executemany(
+        "INSERT OR REPLACE INTO parse_failures (source, source_key, reason, seen_at) "
+        "VALUES (?, ?, ?, ?)",
+        [(*row, _now()) for row in rows],
+    )
+
+
+# What makes two messages with one Message-ID the same message (a copy in another folder,
+# one delivered twice with other Received headers), rather than two messages.
+_CONTENT_COLUMNS = ("sender_addr", "subject", "text_new", "text_quoted", "text_signature",
+                    "attachments")  # fmt: skip
+
+
+def _kept_apart(db: sqlite3.Connection, msg: Message, row: tuple[object, ...]) -> str | None:
+    """A message whose Message-ID is stored already: None when a stored message with that id
+    (or one kept apart before) has the same content, a duplicate; else it is stored under an
+    id of its own, ``<id>#<first 12 of its content hash>``, which is returned."""
+    mine = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
+    columns = ", ".join(("date", "date_is_fallback", *_CONTENT_COLUMNS))
+    stored = db.execute(
+        f"SELECT {columns} FROM messages WHERE message_id = ? "  # noqa: S608
+        "OR (message_id > ? AND message_id < ?)",  # "<id>#…": between "<id>#" and "<id>$"
+        (msg.message_id, msg.message_id + "#", msg.message_id + "$"),
+    )
+    for other in stored:
+        fallback = other["date_is_fallback"] or msg.date_is_fallback
+        same_date = fallback or other["date"] == mine["date"]
+        if same_date and all(other[c] == mine[c] for c in _CONTENT_COLUMNS):
+            return None
+    own_id = f"{msg.message_id}#{msg.content_hash[:12]}"
+    inserted = db.execute(_INSERT_MESSAGE, (own_id, *row[1:])).rowcount
+    return own_id if inserted else None
 
 
 _MESSAGE_COLUMNS = [
@@ -534,8 +769,8 @@ _INSERT_MESSAGE = (
 def _message_row(m: Message) -> tuple[object, ...]:
     return (
         m.message_id,
-        m.source,
-        m.source_key,
+        escape_surrogates(m.source),
+        escape_surrogates(m.source_key),
         m.date.astimezone(UTC).isoformat(),
         int(m.date_is_fallback),
         m.sender_name,

@@ -3,8 +3,9 @@
 ``plan`` works out which namespaced IMAP keywords (``$support_urgent``,
 ``$support_returns_refunds`` …) or, on Gmail, which labels (``support/urgent`` …) each
 awaiting message would get, leaving out what it already has: that is the dry run. ``apply``
-adds them and journals every single addition in the store under a run id; ``untag`` removes
-exactly what one run added, nothing else. Nothing here prints.
+journals every single addition in the store under a run id before it sends it, and marks it
+stored once the server took it; ``untag`` removes exactly what one run added (or, if it was
+killed, may have added), nothing else. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TagResult:
     changes: list[Change]
     run_id: int | None = None  # set when applied
     skipped: list[str] = field(default_factory=list)  # why some messages were left alone
+    window: workflows.StoreWindow | None = None  # what the store window left out
 
 
 def _atom(text: str) -> str:
@@ -106,13 +108,14 @@ def plan(
                     add = tuple(n for n in names if n.lower() not in have)
                     if add:
                         changes.append(Change(target, add, kind))
-    return TagResult(changes, None, skipped)
+    return TagResult(changes, None, skipped, triage.window)
 
 
 def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
     """Add the planned tags, one connection per account and one command per folder and tag
-    set (per ``UIDS_PER_COMMAND`` messages), journaling each addition under a new run id as
-    soon as the server took it."""
+    set (per ``UIDS_PER_COMMAND`` messages), under a new run id. Each command's tags are
+    journaled before it is sent and marked stored once the server took them, so a run killed
+    at any point leaves nothing that ``untag --run ID`` does not know of."""
     run_id = store.start_run("tag")
     try:
         groups = _by_account(result.changes, lambda c: (c.target.account, c.target.folder))
@@ -125,11 +128,12 @@ def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
                         by_tags[(change.kind, change.add)].append(change)
                     for (kind, add), same in by_tags.items():
                         for part in _batches(same):
-                            _store(source.client, kind, "+", [c.target.uid for c in part], add)
-                            store.journal_tags(run_id, [
+                            intent = store.journal_tags(run_id, [
                                 (account, folder, c.target.uidvalidity, c.target.uid, tag, kind)
                                 for c in part for tag in add
                             ])  # fmt: skip
+                            _store(source.client, kind, "+", [c.target.uid for c in part], add)
+                            store.mark_stored(intent)
     except BaseException:
         store.finish_run(run_id, "failed", {"changes": len(result.changes)})
         raise
@@ -139,11 +143,15 @@ def apply(settings: Settings, store: Store, result: TagResult) -> TagResult:
 
 
 def untag(settings: Settings, store: Store, run_id: int, *, dry_run: bool = False) -> list[Any]:
-    """Remove exactly the tags run ``run_id`` added (and are still journaled as present)."""
+    """Remove exactly the tags run ``run_id`` added or, if it was interrupted, may have added
+    (everything journaled for it and not removed yet); the run is then marked ``undone``."""
     if not store.run_exists(run_id, "tag"):
         raise UsageError(f"no tag run {run_id}", hint="the run id is printed by `tag --apply`")
     rows = store.journaled_tags(run_id)
-    if dry_run or not rows:
+    if dry_run:
+        return rows
+    if not rows:
+        _mark_undone(store, run_id)
         return rows
     for account, folders in _by_account(rows, lambda r: (r["account"], r["folder"])).items():
         with _open(settings, account) as source:
@@ -156,7 +164,14 @@ def untag(settings: Settings, store: Store, run_id: int, *, dry_run: bool = Fals
                     for part in _batches(same):
                         _store(source.client, kind, "-", [row["uid"] for row in part], (tag,))
                         store.mark_untagged(row["id"] for row in part)
+    _mark_undone(store, run_id)
     return rows
+
+
+def _mark_undone(store: Store, run_id: int) -> None:
+    """A run all of whose tags are gone (a running one is left to finish)."""
+    if store.run_status(run_id) != "running":
+        store.set_run_status(run_id, "undone")
 
 
 def _name(tag: str, kind: str) -> str:

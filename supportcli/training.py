@@ -3,6 +3,7 @@ not-worse guard, and keep model versions for rollback. Nothing here prints."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -100,6 +101,7 @@ def train_default(
         _meta(
             "default", trained, len(data.texts), {"samples_sha256": dataset.folder_hash(samples)}
         ),
+        shared=output is None,  # the shipped default: the bundled samples only
     )
     return TrainResult(meta, directory)
 
@@ -110,6 +112,7 @@ class OwnLabels:
     categories: list[str]
     urgencies: list[str]
     dates: list[datetime]
+    ids: list[str] = field(default_factory=list)  # Message-IDs, to know what a model saw
 
 
 def own_labels(store: Store) -> OwnLabels:
@@ -121,13 +124,15 @@ def own_labels(store: Store) -> OwnLabels:
         [labels[m.message_id][0] for m in messages],
         [labels[m.message_id][1] for m in messages],
         [m.date for m in messages],
+        [m.message_id for m in messages],
     )
 
 
 def train_shop(
     settings: Settings, store: Store, *, force: bool = False, own_weight: float = DEFAULT_OWN_WEIGHT
 ) -> TrainResult:
-    """Train on samples + the shop's labels; install only if not worse on the newest 20%."""
+    """Train on samples + the shop's labels; install only if not worse than the current model
+    on labels neither was trained on (``compare_with_current``)."""
     from .model import fit
 
     samples = dataset.load_folder(resources.samples_dir())
@@ -135,22 +140,14 @@ def train_shop(
     custom = [c for c in settings.categories if c not in samples.categories]
     check_class_sizes(samples.categories + own.categories, known=custom)
     check_class_sizes(samples.urgencies + own.urgencies)
-    cut = len(own.texts) - max(1, round(len(own.texts) * HOLDOUT_SHARE)) if own.texts else 0
     views = sample_views(samples)
-    comparison: dict[str, Any] = {"holdout": len(own.texts) - cut}
+    comparison: dict[str, Any] = {}
     if own.texts:
-        candidate = fit(
-            samples.texts + own.texts[:cut],
-            samples.categories + own.categories[:cut],
-            samples.urgencies + own.urgencies[:cut],
-            sample_weight=[1.0] * len(samples.texts) + [own_weight] * cut,
-            with_metrics=False,
-            views=views + [[]] * cut,
+        current = registry.load_active(settings)
+        comparison = compare_with_current(
+            samples, views, own, own_weight, current.model, current.meta
         )
-        held = (own.texts[cut:], own.categories[cut:], own.urgencies[cut:])
-        comparison["new"] = holdout_scores(candidate, *held)
-        comparison["current"] = holdout_scores(registry.load_active(settings).model, *held)
-    better = not own.texts or (
+    better = "new" not in comparison or (
         comparison["new"]["mean_macro_f1"] + 1e-9 >= comparison["current"]["mean_macro_f1"]
     )
     comparison["installed"] = better or force
@@ -175,6 +172,7 @@ def train_shop(
             {
                 "own_labels": len(own.texts),
                 "own_weight": own_weight,
+                "trained_on": sorted({label_key(i) for i in own.ids}),
                 "comparison": comparison,
                 "samples_sha256": dataset.folder_hash(resources.samples_dir()),
             },
@@ -197,9 +195,14 @@ def _new_version_name(settings: Settings) -> str:
 def holdout_scores(
     model: Any, texts: list[str], categories: list[str], urgencies: list[str]
 ) -> dict[str, float]:
+    return _scores(categories, urgencies, model.predict(texts, "holdout"))
+
+
+def _scores(
+    categories: list[str], urgencies: list[str], predictions: list[Any]
+) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
-    predictions = model.predict(texts, "holdout")
     cat = f1_score(categories, [p.category for p in predictions], average="macro", zero_division=0)
     urg = f1_score(urgencies, [p.urgency for p in predictions], average="macro", zero_division=0)
     return {
@@ -207,6 +210,123 @@ def holdout_scores(
         "urgency_macro_f1": round(float(urg), 4),
         "mean_macro_f1": round(float(cat + urg) / 2, 4),
     }
+
+
+# --- the not-worse guard: both models scored on labels neither was trained on --------------
+
+GUARD_FOLDS = 3
+
+
+def label_key(message_id: str) -> str:
+    """What a model's meta records of each shop label it was trained on (``trained_on``):
+    enough to tell whether it saw a message, without keeping its Message-ID."""
+    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def seen_labels(meta: dict[str, Any], keys: Sequence[str]) -> set[str]:
+    """Which of the shop labels ``keys`` the model with ``meta`` was trained on: those its
+    ``trained_on`` lists; all of them for an older model trained on shop labels without
+    saying which; none for a model built from the samples alone."""
+    if "trained_on" in meta:
+        return set(meta["trained_on"]) & set(keys)
+    return set(keys) if meta.get("own_labels") else set()
+
+
+def compare_with_current(
+    samples: dataset.LabelledSet,
+    views: list[list[str]],
+    own: OwnLabels,
+    own_weight: float,
+    current: Any,
+    current_meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Scores of the new model and the current one on labels neither was trained on, and how
+    they were got (``method``, and ``how``, a phrase for the output).
+
+    The newest ``HOLDOUT_SHARE`` of the shop's labels are held out of the new model's
+    training; when the current model has not seen any of them either, both are scored on
+    that slice. Otherwise (a retrain on the same labels, or labels added to older mail)
+    scoring the current model there would reward it for remembering them: both models'
+    recipes (the samples plus the shop labels each was trained on, at its own weight) are
+    then cross-validated on the same folds of the shop's labels, each fold scored by models
+    that did not see it."""
+    n = len(own.texts)
+    keys = [label_key(i) for i in own.ids]
+    seen = seen_labels(current_meta, keys)
+    cut = n - max(1, round(n * HOLDOUT_SHARE))
+    if not seen & set(keys[cut:]):
+        candidate = _fit_rows(samples, views, own, list(range(cut)), own_weight)
+        held = (own.texts[cut:], own.categories[cut:], own.urgencies[cut:])
+        return {
+            "method": "holdout",
+            "holdout": n - cut,
+            "how": f"on your newest {n - cut} labels, which neither model was trained on",
+            "new": holdout_scores(candidate, *held),
+            "current": holdout_scores(current, *held),
+        }
+    if n < 2:
+        return {"method": "none", "how": "not compared: one label, which the current model saw"}
+    weight = float(current_meta.get("own_weight", own_weight))
+    current_rows = [i for i in range(n) if keys[i] in seen]
+    k = min(GUARD_FOLDS, n)
+    recipes = {"new": (list(range(n)), own_weight), "current": (current_rows, weight)}
+    scores = _cross_validated(samples, views, own, recipes, k)
+    return {
+        "method": "cross-validation",
+        "folds": k,
+        "holdout": n,
+        "how": f"by {k}-fold cross-validation of both on the same folds of your {n} labels "
+        "(the current model was trained on some of the newest)",
+        **scores,
+    }
+
+
+def _cross_validated(
+    samples: dataset.LabelledSet,
+    views: list[list[str]],
+    own: OwnLabels,
+    recipes: dict[str, tuple[list[int], float]],
+    k: int,
+) -> dict[str, dict[str, float]]:
+    """Each recipe (the shop labels it trains on, their weight) scored by k-fold cross-
+    validation over the shop's labels, on the same folds: each fold is predicted by the
+    recipe fitted on its labels outside that fold. Recipes that come out the same in a
+    fold are fitted once."""
+    from sklearn.model_selection import KFold
+
+    n = len(own.texts)
+    predicted: dict[str, list[Any]] = {name: [None] * n for name in recipes}
+    for train, test in KFold(n_splits=k, shuffle=True, random_state=0).split(own.texts):
+        outside = set(train.tolist())
+        fitted: dict[tuple[tuple[int, ...], float], Any] = {}
+        texts = [own.texts[i] for i in test]
+        for name, (rows, weight) in recipes.items():
+            key = (tuple(i for i in rows if i in outside), weight)
+            if key not in fitted:
+                fitted[key] = _fit_rows(samples, views, own, list(key[0]), weight)
+            for i, prediction in zip(test, fitted[key].predict(texts, "guard"), strict=True):
+                predicted[name][i] = prediction
+    return {name: _scores(own.categories, own.urgencies, p) for name, p in predicted.items()}
+
+
+def _fit_rows(
+    samples: dataset.LabelledSet,
+    views: list[list[str]],
+    own: OwnLabels,
+    rows: list[int],
+    weight: float,
+) -> Any:
+    """A model fitted, without metrics, on the samples plus the shop labels at ``rows``."""
+    from .model import fit
+
+    return fit(
+        samples.texts + [own.texts[i] for i in rows],
+        samples.categories + [own.categories[i] for i in rows],
+        samples.urgencies + [own.urgencies[i] for i in rows],
+        sample_weight=[1.0] * len(samples.texts) + [weight] * len(rows),
+        with_metrics=False,
+        views=views + [[]] * len(rows),
+    )
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,11 @@ def ingest(
                 log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
             else:
                 batch.append(parsed)
-                result.message_ids.append(parsed.message_id)
         added, dupes = store.add_messages(batch)
+        # a message sharing its Message-ID with a different one is stored under an id of its
+        # own: the ids come back from the store, by the message's content hash
+        stored = store.ids_by_content_hash([m.content_hash for m in batch])
+        result.message_ids += [stored.get(m.content_hash, m.message_id) for m in batch]
         result.added += added
         result.duplicates += dupes
         pending.clear()
@@ -136,9 +139,31 @@ class TriageResult:
     source: str
     all_items: list[TriageItem] = field(default_factory=list)  # before filters
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    window: StoreWindow | None = None  # store-wide triage: what the store window left out
 
 
-STORE_WINDOW = timedelta(days=60)  # how far back a store-wide triage looks
+@dataclass(frozen=True)
+class StoreWindow:
+    """How far back a store-wide triage looked (``triage.store_window_days``, or further
+    with ``--since``) and how many stored messages are older, so were left out."""
+
+    since: datetime
+    days: int
+    left_out: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.left_out} stored message(s) from before {self.since:%Y-%m-%d} were left "
+            f"out (the {self.days}-day store window: triage.store_window_days in the config, "
+            "or --since)"
+        )
+
+
+def store_window(settings: Settings, store: Store, request: TriageRequest) -> StoreWindow:
+    since = (request.as_of or datetime.now(UTC)) - timedelta(days=settings.store_window_days)
+    if request.since is not None and request.since < since:
+        since = request.since  # an earlier --since widens the window
+    return StoreWindow(since, settings.store_window_days, store.count_before(since))
 
 
 def triage(settings: Settings, request: TriageRequest, store: Store | None = None) -> TriageResult:
@@ -147,6 +172,7 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         request.path = str(resources.demo_dir())
     own_store = store is None
     store = store or Store(":memory:" if request.demo else settings.store_path)
+    window = None
     try:
         if request.path:
             source_name, result = _ingest_path(store, request.path)
@@ -155,8 +181,8 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         else:
             source_name, result = _sync_all(settings, store, request)
             release_language_model()
-            since = (request.as_of or datetime.now(UTC)) - STORE_WINDOW
-            messages = store.messages(since=since, light=True)
+            window = store_window(settings, store, request)
+            messages = store.messages(since=window.since, light=True)
         loaded = registry.load_active(settings)
         predictions = classify_ids(store, loaded, [m.message_id for m in messages])
         answered = store.answered_ids()
@@ -180,6 +206,7 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         source_name,
         items,
         predictions,
+        window,
     )
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import mailbox
+import os
 import shutil
 import subprocess
 import sys
@@ -268,3 +269,96 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 2
+
+
+def test_file_names_that_are_not_utf8_are_kept_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_state: Path
+) -> None:
+    """A name that is not UTF-8, in a folder, a Maildir and as a single file: the run goes
+    on, and the name is stored losslessly (bytes that are not UTF-8 as \\xHH)."""
+    from supportcli.store import Store
+
+    files = demo_files()
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / os.fsdecode(b"caf\xe9.eml")).write_bytes(files[0].read_bytes())
+    (folder / os.fsdecode(b"bad\xff.eml")).write_bytes(b"\x00 not a mail")
+    maildir = tmp_path / "Maildir"
+    mailbox.Maildir(maildir).close()
+    (maildir / "new" / os.fsdecode(b"1733.M1\xfe.host:2,S")).write_bytes(files[1].read_bytes())
+    single = tmp_path / os.fsdecode(b"one\xe4.eml")
+    single.write_bytes(files[2].read_bytes())
+    for target in (folder, maildir, single):
+        code, out, err = run(capsys, "triage", str(target), "--format", "json", "--all")
+        assert code == 0, err
+        assert json.loads(out)
+        if target == folder:
+            assert "bad\\xff.eml" in err  # reported as skipped, escaped
+    with Store(isolated_state / "supportcli.db") as store:
+        keys = {m.source_key for m in store.messages()}
+        failed = {row[0] for row in store.db.execute("SELECT source_key FROM parse_failures")}
+    assert keys == {"caf\\xe9.eml", "1733.M1\\xfe.host", "one\\xe4.eml"}
+    assert failed == {"bad\\xff.eml"}
+
+
+def _eml(message_id: str, sender: str, subject: str, body: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: support@shop.example\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{message_id}>\r\nDate: Fri, 20 Nov 2026 09:00:00 +0000\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def test_two_different_messages_with_one_message_id_are_both_ranked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(
+        _eml("reused@mailer.example", "ann@example.com", "Parcel lost", "My parcel is lost.")
+    )
+    (folder / "b.eml").write_bytes(
+        _eml("reused@mailer.example", "bob@example.com", "Invoice", "Please send an invoice.")
+    )
+    copy = b"Received: from mx2.example\r\n" + (folder / "a.eml").read_bytes()
+    (folder / "c.eml").write_bytes(copy)  # the same message delivered twice: one row
+    code, out, err = run(capsys, "triage", str(folder), "--format", "json", "--all")
+    assert code == 0, err
+    assert sorted(r["subject"] for r in json.loads(out)) == ["Invoice", "Parcel lost"]
+
+
+def test_store_window_is_a_setting_and_what_it_leaves_out_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "triage", str(DEMO), "-n", "1")  # into the store
+    assert code == 0, err
+    later = ["--as-of", "2027-03-01T09:00:00+00:00"]
+    code, out, err = run(capsys, "triage", "--offline", "--format", "json", *later)
+    assert code == 0, err
+    assert json.loads(out) == []
+    assert f"{len(demo_files())} stored message(s) from before 2026-12-31 were left out" in err
+    assert "triage.store_window_days" in err
+    code, out, err = run(capsys, "report", "--offline", *later)
+    assert code == 0, err
+    assert "Not shown: 40 stored message(s)" in out
+    code, out, err = run(capsys, "triage", "--offline", "--format", "json", "--since",
+                         "2026-11-01", *later)  # fmt: skip
+    assert code == 0 and json.loads(out) and "left out" not in err  # --since widens it
+    config = tmp_path / "config.toml"
+    config.write_text("[triage]\nstore_window_days = 120\n")
+    code, out, err = run(capsys, "--config", str(config), "triage", "--offline", "--format",
+                         "json", *later)  # fmt: skip
+    assert code == 0 and json.loads(out) and "left out" not in err
+    config.write_text("[triage]\nstore_window_days = 0\n")
+    code, _, err = run(capsys, "--config", str(config), "triage", "--offline", *later)
+    assert code == 3 and "store_window_days" in err
+
+
+def test_one_line_messages_are_not_wrapped_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS")  # a pipe or a log file: rich would assume 80 columns
+    config = tmp_path / ("a-rather-long-folder-name-for-the-config" * 2) / "config.toml"
+    code, _, err = run(capsys, "--config", str(config), "init", "--host", "imap.example.com",
+                       "--username", "me", "--password-env", "PW")  # fmt: skip
+    assert code == 0, err
+    assert err == f"wrote account shop to {config} (mode 0600); check it with `supportcli doctor`\n"

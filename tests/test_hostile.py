@@ -1,7 +1,8 @@
 """One catalogue of hostile strings, pushed through every output path: terminal tables,
-classify/explain panels, csv/json/jsonl/markdown exports, the text/markdown/HTML reports and
-the logs. Escape sequences never reach the output, rich markup shows literally, spreadsheet
-formulas are neutralised and HTML is escaped."""
+classify/explain panels, csv/json/jsonl/markdown exports, every JSON output (each string in
+it, whatever the field), the text/markdown/HTML reports, file names on stderr and the logs.
+Escape sequences never reach the output, rich markup shows literally, spreadsheet formulas
+are neutralised and HTML is escaped."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ CATALOGUE = {
     "html script": '<script>alert(1)</script><img src=x onerror="alert(2)">',
     "markdown pipes": "a | b | `code` **bold**",
 }
+MAIL = Path(__file__).parent / "mail"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -48,6 +50,7 @@ def hostile_eml(name: str, text: str) -> bytes:
     msg["Subject"] = Header(text, "utf-8")
     msg["Message-ID"] = f"<{abs(hash(name))}@example.com>"
     msg["Date"] = "Fri, 20 Nov 2026 09:00:00 +0000"
+    msg["Auto-Submitted"] = Header(f"auto-replied; {text}", "utf-8")
     msg.attach(MIMEText(f"Hello, where is my order #10234?\n\n{text}\n", "plain", "utf-8"))
     attachment = MIMEApplication(b"%PDF-1.4 tiny", "pdf")
     attachment.add_header(
@@ -132,3 +135,62 @@ def test_reports(fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert "http://" not in out
     if fmt == "text":
         assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in decoded JSON, keys included, at any depth."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def assert_clean_json(output: str, where: str, lines: bool = False) -> None:
+    """Each string of the decoded JSON is clean: an escaped ESC (\\u001b) in the text comes
+    back as a real one once a script decodes it."""
+    documents = [json.loads(x) for x in output.splitlines()] if lines else [json.loads(output)]
+    found = [s for d in documents for s in _strings(d)]
+    assert found, where
+    for text in found:
+        assert_clean(text, f"{where}: {text!r}")
+
+
+def test_every_json_output_is_clean_in_every_field(
+    hostile: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, path = hostile
+    out, _ = run(capsys, "triage", str(path), "--all", "--format", "json")
+    assert_clean_json(out, f"{name} triage json")
+    message_id = json.loads(out)[0]["message_id"]
+    out, _ = run(capsys, "triage", str(path), "--all", "--format", "jsonl")
+    assert_clean_json(out, f"{name} triage jsonl", lines=True)
+    for args in (["classify", str(path)], ["explain", str(path)], ["explain", message_id]):
+        out, _ = run(capsys, *args, "--json")
+        assert_clean_json(out, f"{name} {args[0]} --json")
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
+    (labelled / "m.eml").write_bytes(path.read_bytes())
+    (labelled / "n.eml").write_bytes((MAIL / "reply_gmail.eml").read_bytes())
+    (labelled / "labels.csv").write_text(
+        "file,category,urgency\nm.eml,other,low\nn.eml,shipping_delivery,high\n"
+    )
+    out, _ = run(capsys, "evaluate", str(labelled), "--format", "json")
+    assert_clean_json(out, f"{name} evaluate json")
+
+
+def test_file_names_are_clean_on_stderr_at_default_verbosity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names from disk reach stderr (the "skipped" report, the log) made safe."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.eml").write_bytes(hostile_eml("good", "hello"))
+    for text in CATALOGUE.values():
+        (inbox / f"{text.replace('/', '_')}.eml").write_bytes(b"\x00 not a mail")
+    out, err = run(capsys, "triage", str(inbox), "--all")
+    assert f"skipped {len(CATALOGUE)} message(s)" in err
+    assert_clean(out, "triage stdout")
+    assert_clean(err, "triage stderr")

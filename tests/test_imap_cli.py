@@ -128,6 +128,9 @@ def test_wrong_password_is_one_line_exit_4_and_never_shows_the_secret(
     assert main(["-vv", "--config", config, "sync"]) == 4
     out, err = capsys.readouterr()
     assert "login failed" in err
+    # the server's words as text, not a Python bytes repr (b'[AUTHENTICATIONFAILED] …')
+    assert "hint: the server said: [AUTHENTICATIONFAILED] Authentication failed." in err, err
+    assert "said: b'" not in err
     assert secret not in out + err
     assert "Traceback" not in err
     assert main(["-vv", "--config", config, "doctor"]) == 4
@@ -149,3 +152,17 @@ def test_no_account_configured(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config.write_text("")
     assert main(["--config", str(config), "sync"]) == 3
     assert "supportcli init" in capsys.readouterr().err
+
+
+def test_a_ca_file_that_holds_no_certificate_is_a_config_error_in_sync_and_doctor(
+    mailbox: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage-ca.pem"
+    garbage.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n")
+    config = Path(str(mailbox["config"]))
+    config.write_text(config.read_text().replace(str(mailbox["server"].ca_cert), str(garbage)))  # type: ignore[attr-defined]
+    assert main(["--config", str(config), "sync"]) == 3
+    assert "ca_file: cannot load" in capsys.readouterr().err
+    assert main(["--config", str(config), "doctor"]) == 3
+    out = capsys.readouterr().out
+    assert "✗ config" in out and "ca_file: cannot load" in out, out

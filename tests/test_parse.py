@@ -210,6 +210,25 @@ def test_multipart_alternative_prefers_the_plain_part():
             "It was the 1.2 l teapot in blue, please send the replacement to my work address.",
             "Which size of the teapot did you order",
         ),
+        (
+            "reply_below_indented_headers.eml",  # indented Date/From/Message-ID, '  | ' quote
+            "The parcel arrived this morning but the glass teapot is broken into\n"
+            "pieces. Can you send a replacement, or should I return it first?\n\nHarriet",
+            "left our warehouse today",
+        ),
+        (
+            "reply_below_pipe_quote.eml",  # "On … wrote:" then a '| ' quote, answer below
+            "I would like the refund please, back to the same card. The exchange\n"
+            "is not needed.",
+            "we received your return of the cast iron teapot",
+        ),
+        (
+            "reply_below_original_message.eml",  # "----- Original Message -----", '>', '____'
+            "The invoice is made out to my old company name. Could you send a new\n"
+            'one to "Martin Conseil SARL", with our VAT number FR40123456789?\n\n'
+            "Brigitte Martin",
+            "please find the invoice for your order 10298 attached",
+        ),
     ],
 )
 def test_reply_new_text_is_split_from_the_quoted_history(name, new, quoted):
@@ -217,6 +236,22 @@ def test_reply_new_text_is_split_from_the_quoted_history(name, new, quoted):
     assert m.text_new == new
     assert quoted in m.text_quoted
     assert quoted not in m.text_new
+
+
+def test_an_empty_new_text_gets_a_second_look_below_the_last_quote():
+    """Text after the last quoted block is new; a reply with nothing below its quote, or a
+    forward with no quote marks at all, keeps an empty new text."""
+    header = "On Mon, 3 Mar 2025 at 10:15, Shop <s@shop.example> wrote:\n"
+    assert split_reply(header + "> shipped today\n>\n> Shop\n\n____\n\nNot here yet.")[0] == (
+        "Not here yet."
+    )
+    assert split_reply(header + "> shipped today\n> Shop")[0] == ""
+    forward = (
+        "---------- Forwarded message ---------\nFrom: Shop <s@shop.example>\n"
+        "Date: Mon, 3 Mar 2025\nSubject: Order\nTo: <a@example.com>\n\nYour order shipped."
+    )
+    new, quoted, _ = split_reply(forward)
+    assert new == "" and "Your order shipped." in quoted
 
 
 def test_reply_header_lines_go_to_the_history():

@@ -3,6 +3,7 @@ keywords and journals them, untag removes exactly what that run added."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from supportcli import resources, tagging
 from supportcli.cli import main
+from supportcli.store import Store
 
 pytestmark = pytest.mark.imap
 DEMO = sorted(resources.demo_dir().glob("*.eml"))
@@ -57,14 +59,15 @@ def test_dry_run_apply_and_untag_round_trip(
 
     assert main(["--config", config, "tag"]) == 0
     out, err = capsys.readouterr()
-    assert "would add" in out and "dry run: nothing changed" in err
+    assert "would add" in out
+    assert "would tag 8 message(s) (dry run: nothing changed; add --apply)" in err
     assert _keywords(server, tmp_path.name) == original  # the dry run touched nothing
     planned = [line for line in out.splitlines() if line.startswith("would add")]
     assert len(planned) == 8
 
     assert main(["--config", config, "tag", "--apply"]) == 0
     out, err = capsys.readouterr()
-    run_id = int(re.search(r"run (\d+)", err).group(1))  # type: ignore[union-attr]
+    run_id = int(re.search(r"run (\d+): tagged 8 message\(s\)", err).group(1))  # type: ignore[union-attr]
     tagged = _keywords(server, tmp_path.name)
     for uid, flags in tagged.items():
         added = flags - original[uid]
@@ -81,6 +84,9 @@ def test_dry_run_apply_and_untag_round_trip(
     assert main(["--config", config, "untag", "--run", str(run_id)]) == 0
     capsys.readouterr()
     assert _keywords(server, tmp_path.name) == original  # what the run added is gone, nothing else
+    with Store(Path(os.environ["SUPPORTCLI_HOME"]) / "supportcli.db") as store:
+        assert store.run_status(run_id) == "undone"
+        assert not store.db.execute("SELECT 1 FROM tag_journal WHERE stored_at IS NULL").fetchall()
 
     assert main(["--config", config, "untag", "--run", "999"]) == 2
     assert "no tag run 999" in capsys.readouterr().err
@@ -177,3 +183,9 @@ def test_tag_says_which_messages_it_left_alone_and_why(
     assert "left 1 message(s) alone:" in err
     assert f"no longer in {tmp_path.name}" in err
     assert gone not in _keywords(server, tmp_path.name)
+
+    Path(config).write_text(Path(config).read_text() + "\n[triage]\nstore_window_days = 1\n")
+    assert main(["--config", config, "tag"]) == 0  # the demo mail is older than a day
+    err = capsys.readouterr().err
+    assert "would tag 0 message(s)" in err
+    assert "3 stored message(s) from before" in err and "store_window_days" in err

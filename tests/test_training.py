@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,62 @@ def test_target_accuracy_in_the_config_sets_the_review_threshold(
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\ntarget_accuracy = 7\n", encoding="utf-8")
     assert main(["--config", str(bad), "train", "--output", str(tmp_path / "x")]) == 3
+
+
+@pytest.fixture
+def small_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Six bundled samples per category (the guard's logic, not the model, is under test):
+    each fit takes a fraction of a second."""
+    with (SAMPLES / "labels.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen: list[dict[str, str]] = []
+    for category in sorted({r["category"] for r in rows}):
+        chosen += [r for r in rows if r["category"] == category][:6]
+    folder = tmp_path / "samples"
+    (folder / "train").mkdir(parents=True)
+    for row in chosen:
+        (folder / row["file"]).write_bytes((SAMPLES / row["file"]).read_bytes())
+    with (folder / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "category", "urgency"])
+        writer.writeheader()
+        writer.writerows(chosen)
+    monkeypatch.setattr(resources, "samples_dir", lambda: folder)
+    return folder
+
+
+def _comparison(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[dict[str, object], str]:
+    assert main(["train", *args]) == 0
+    out = capsys.readouterr().out
+    assert main(["model", "list"]) == 0
+    newest = sorted(v for v in capsys.readouterr().out.split() if v.startswith("v20"))[-1]
+    meta = json.loads((Path(os.environ["SUPPORTCLI_HOME"]) / "models" / newest / "meta.json")
+                      .read_text())  # fmt: skip
+    return meta["comparison"], out
+
+
+@pytest.mark.usefixtures("small_samples")
+def test_the_guard_scores_both_models_on_labels_neither_was_trained_on(
+    isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """First retrain: the current model (the default) never saw the shop's labels, so both
+    are scored on the newest 20%. Retraining on exactly the same labels: the current model
+    was trained on those, so both are cross-validated on the same folds (and, the same
+    recipe, score the same: installed). New labels on newer mail: back to the newest 20%."""
+    demo = sorted(_labelled(SAMPLES / "demo", SAMPLES / "demo" / "labels.csv"),
+                  key=lambda item: item[0].date)  # fmt: skip
+    _seed(isolated_state / "supportcli.db", demo[:30])
+
+    first, out = _comparison(capsys, "--force")
+    assert first["holdout"] == 6 and first["method"] == "holdout"
+    assert "compared on your newest 6 labels, which neither model was trained on" in out
+
+    again, out = _comparison(capsys)
+    assert again["new"] == again["current"], again  # scored on the held-out slice, unequal
+    assert again["installed"] and "installed and active" in out
+    assert again["method"] == "cross-validation" and again["folds"] == 3
+    assert "compared by 3-fold cross-validation of both on the same folds of your 30" in out
+
+    _seed(isolated_state / "supportcli.db", demo[30:])
+    later, out = _comparison(capsys)
+    assert later["method"] == "holdout" and later["holdout"] == 8
+    assert "on your newest 8 labels, which neither model was trained on" in out

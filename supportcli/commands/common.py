@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -54,9 +54,17 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
+    """Messages on stderr: one line each, never hard-wrapped when it is not a terminal (a
+    log file or a pipe reads them as lines)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+
+
+def note_window(window: Any, quiet: bool) -> None:
+    """Say on stderr what the store window left out of a store-wide triage, report or tag."""
+    if window is not None and window.left_out and not quiet:
+        stderr_console().print(window.describe(), markup=False)
 
 
 def parse_when(value: str | None, *, name: str) -> datetime | None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError, ExitCode, UsageError
-from .common import AccountOption, get_context, stderr_console, stdout_console
+from .common import AccountOption, get_context, note_window, stderr_console, stdout_console
 
 
 def register(app: typer.Typer) -> None:
@@ -214,13 +214,13 @@ def doctor(
         found = checks.run_checks(
             acct, interactive=context.interactive, extra=[lambda: _model_check(settings)]
         )
-        console.print(f"account {acct.name}", markup=False)
+        console.print(f"account {acct.name}", markup=False, soft_wrap=True)
         for check in found:
             mark = "✓" if check.ok else "✗"
             hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
             # details may quote the server's own words: made safe like any untrusted text
             line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
-            console.print(f"  {mark} {line}", markup=False)
+            console.print(f"  {mark} {line}", markup=False, soft_wrap=True)
         all_checks += found
     if not checks.all_ok(all_checks):
         raise typer.Exit(int(_exit_code(all_checks)))
@@ -286,13 +286,19 @@ def tag(
             f"{verb} {' '.join(change.add)}  {where} UID {t.uid}  "
             f"{sanitize.for_terminal(t.subject, 60)}",
             markup=False,
+            soft_wrap=True,
         )
     if not context.quiet:
-        done = f"run {result.run_id}: " if result.run_id else ""
-        note = "" if apply else " (dry run: nothing changed; add --apply)"
+        count = f"{len(result.changes)} message(s)"
         errors = stderr_console()
-        errors.print(f"{done}{len(result.changes)} message(s) {verb.split()[-1]}{note}",
-                     markup=False)  # fmt: skip
+        if result.run_id:
+            errors.print(f"run {result.run_id}: tagged {count}", markup=False)
+        elif apply:
+            errors.print("nothing to tag", markup=False)
+        else:
+            errors.print(f"would tag {count} (dry run: nothing changed; add --apply)",
+                         markup=False)  # fmt: skip
+        note_window(result.window, context.quiet)
         if result.skipped:
             errors.print(f"left {len(result.skipped)} message(s) alone:", markup=False)
             for why in result.skipped[:10]:
@@ -319,6 +325,7 @@ def untag(
         console.print(
             f"{verb} {row['tag']}  {where} UID {row['uid']}",
             markup=False,
+            soft_wrap=True,
         )
     if not context.quiet:
         stderr_console().print(f"{len(rows)} tag(s) {verb.split()[-1]}", markup=False)

@@ -14,6 +14,8 @@ MAX_REPLY_WINDOWS = 8  # windows tried per message
 MAX_REPLY_SCAN_CHARS = 32 * 1024  # and no further than this
 MAX_SIGNATURE_TEXT = 6000  # longer new text is not searched for a signature
 _QUOTED_LINE = re.compile(r"^\s*>")
+_QUOTE_MARK = re.compile(r"^[ \t]*[>|]")  # a quoted line: '>' or '|' (Alpine, mutt), indented
+_SEPARATOR = re.compile(r"[ \t]*(?:[_=*~-][ \t]*){3,}|[ \t]*")  # a blank or a rule line
 # Where quotequail could find a reply/forward header — a superset of its patterns, searched
 # in lower-cased text: "… wrote:", "Am … schrieb …:", "Le … a écrit :", "---- Forwarded
 # message ----", "Begin forwarded message:" … (maybe wrapped onto a second line), Gmail's
@@ -61,6 +63,8 @@ def split_reply(body: str) -> tuple[str, str, str]:
     if not body:
         return "", "", ""
     new, quoted = _unwrap_history(body)
+    if not new and quoted:
+        new, quoted = _after_last_quote(body, quoted)
     new, angle_quoted = _split_angle_quotes(new)
     new, signature, later = _split_signature(new)
     quoted = "\n\n".join(p for p in (angle_quoted, later, quoted) if p)
@@ -84,25 +88,44 @@ def _unwrap_history(body: str) -> tuple[str, str]:
     while event < len(lines) and not lines[event].strip():
         event += 1
     end = _quoted_block_end(lines, event)
+    while end < len(lines) and _SEPARATOR.fullmatch(lines[end]):
+        end += 1  # a rule line ("____") between the quote and the answer below it
     new = "\n".join(lines[:event]).strip()
     below = "\n".join(lines[end:]).strip()
     return (f"{new}\n\n{below}".strip() if below else new), "\n".join(lines[event:end]).strip()
 
 
 def _quoted_block_end(lines: list[str], header: int) -> int:
-    """End of the '>' block right after a reply header (as quotequail reads it), else the end
-    of the text: history without '>' marks (Outlook, forwards) runs to the end."""
+    """End of the '>' (or '|') block right after a reply header (as quotequail reads it),
+    else the end of the text: history without quote marks (Outlook, forwards) runs to the
+    end."""
     others = 0
     for i in range(header + 1, min(header + 8, len(lines))):
-        if lines[i].startswith(">"):
+        if _QUOTE_MARK.match(lines[i]):
             return next(
-                (j for j in range(i, len(lines)) if not lines[j].startswith(">")), len(lines)
+                (j for j in range(i, len(lines)) if not _QUOTE_MARK.match(lines[j])), len(lines)
             )
         if lines[i].strip():
             others += 1  # a wrapped header line, "<snip>" …; more means no '>' block
             if others > 2:
                 break
     return len(lines)
+
+
+def _after_last_quote(body: str, quoted: str) -> tuple[str, str]:
+    """The second look at a reply whose new text came out empty: text below the last quoted
+    block ('>' or '|' lines, maybe indented) is new text, written under the quote (a
+    bottom-poster below a header block, an "On … wrote:" with '|' quoting, an "Original
+    Message" with a '____' line before the answer). (new text, history)."""
+    lines = body.split("\n")
+    last = max((i for i, line in enumerate(lines) if _QUOTE_MARK.match(line)), default=None)
+    if last is None:
+        return "", quoted
+    start = last + 1
+    while start < len(lines) and _SEPARATOR.fullmatch(lines[start]):
+        start += 1
+    new = "\n".join(lines[start:]).strip()
+    return (new, "\n".join(lines[:start]).strip()) if new else ("", quoted)
 
 
 def _find_history(lines: list[str]) -> tuple[int, dict[str, str]] | None:

@@ -3,7 +3,8 @@
 These are a feature (offline use, the demo, the samples) and the test double for IMAP.
 A file that cannot be read inside a folder or mailbox is yielded as a RawMessage with empty
 data and an ``error:`` flag, so the run reports it and goes on; a path that cannot be read
-at all is a SourceError with one clear line.
+at all is a SourceError with one clear line. File names are kept losslessly as text
+(``sanitize.file_name``): a name that is not UTF-8 is stored and reported, never a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import BinaryIO
 
 from ..errors import SourceError
 from ..records import RawMessage
+from ..sanitize import file_name
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MBOXRD_ESCAPED = re.compile(rb"^>(>*From )", re.MULTILINE)
@@ -49,7 +51,7 @@ def _why(exc: OSError, path: Path) -> str:
     reason = exc.strerror or type(exc).__name__
     if path.is_symlink() and not path.exists():
         reason = "broken symbolic link"
-    return f"error:cannot read {path.name}: {reason}"
+    return f"error:cannot read {file_name(path.name)}: {reason}"
 
 
 def _unreadable(source: str, key: str, exc: OSError, path: Path) -> RawMessage:
@@ -64,7 +66,7 @@ class EmlFolderSource:
 
     @property
     def name(self) -> str:
-        return f"eml:{self.path}"
+        return f"eml:{file_name(self.path)}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
         files = sorted(
@@ -73,7 +75,7 @@ class EmlFolderSource:
             if p.suffix.lower() == ".eml" and not p.name.startswith(".") and not p.is_dir()
         )
         for file in files:
-            key = file.relative_to(self.path).as_posix()
+            key = file_name(file.relative_to(self.path).as_posix())
             try:
                 data = _read_file(file)
             except OSError as exc:
@@ -88,16 +90,16 @@ class SingleFileSource:
 
     @property
     def name(self) -> str:
-        return f"file:{self.path}"
+        return f"file:{file_name(self.path)}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
         try:
             data = _read_file(self.path)
         except OSError as exc:
             raise SourceError(
-                f"cannot read {self.path}: {exc.strerror or type(exc).__name__}"
+                f"cannot read {file_name(self.path)}: {exc.strerror or type(exc).__name__}"
             ) from None
-        yield RawMessage(self.name, self.path.name, data, (), _mtime(self.path))
+        yield RawMessage(self.name, file_name(self.path.name), data, (), _mtime(self.path))
 
 
 @dataclass
@@ -125,7 +127,7 @@ class MboxSource:
 
     @property
     def name(self) -> str:
-        return f"mbox:{self.path}"
+        return f"mbox:{file_name(self.path)}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
         try:
@@ -167,7 +169,7 @@ class MaildirSource:
 
     @property
     def name(self) -> str:
-        return f"maildir:{self.path}"
+        return f"maildir:{file_name(self.path)}"
 
     def iter_messages(self) -> Iterator[RawMessage]:
         files: list[Path] = []
@@ -181,7 +183,7 @@ class MaildirSource:
         for file in sorted(files):
             if file.name.startswith("."):
                 continue
-            key, info = [*_MAILDIR_INFO.split(file.name, maxsplit=1), ""][:2]
+            key, info = [*_MAILDIR_INFO.split(file_name(file.name), maxsplit=1), ""][:2]
             try:
                 data = _read_file(file)
             except OSError as exc:

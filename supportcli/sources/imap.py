@@ -18,8 +18,10 @@ one batch prefetched), response parsing and the stand-in message for big mail li
 
 from __future__ import annotations
 
+import ast
 import imaplib
 import logging
+import re
 import socket
 import ssl
 import time
@@ -176,10 +178,31 @@ def login(client: Client, account: ImapAccount, secret: str) -> None:
         else:
             client.login(account.username, secret)
     except LoginError as exc:
-        said = redact(str(exc)).split(":", 1)[-1].strip()[:200]
+        said = redact(_server_words(str(exc))).strip()[:200]
         raise SourceError(failed, hint=f"the server said: {said}") from None
     except UnicodeEncodeError:
         raise SourceError(failed, hint="the server accepts only ASCII passwords") from None
+
+
+_BYTES_REPR = re.compile(r"""b(['"])(.*)\1""", re.DOTALL)
+
+
+def _server_words(error: str) -> str:
+    """What the server answered, from an imaplib/imapclient error: imaplib raises the
+    response's bytes, which reach the message as their repr (``b'[AUTHENTICATIONFAILED]
+    …'``), and imapclient may put "login failed: " before it."""
+    text = error.strip()
+    command, said, rest = text.partition(" failed: ")  # imapclient's "<command> failed: …"
+    if said and command.isidentifier() and not _BYTES_REPR.fullmatch(text):
+        text = rest.strip()
+    quoted = _BYTES_REPR.fullmatch(text)
+    if quoted is None:
+        return text
+    try:
+        said = ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+        return quoted.group(2)
+    return said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
 
 
 def _shutdown_quietly(client: Client) -> None:
