@@ -138,9 +138,11 @@ class _TreeWatcher:
 
 
 def child_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment for a supportcli child: its own state dir, no colour, no config."""
-    env = {k: v for k, v in os.environ.items() if k != "SUPPORTCLI_CONFIG"}
-    env.update({"SUPPORTCLI_HOME": str(home), "NO_COLOR": "1", **extra})
+    """The environment for a supportcli child: its own state dir, no colour, no config (its
+    config file is in that state dir, and absent)."""
+    env = dict(os.environ)
+    env.update({"SUPPORTCLI_HOME": str(home), "SUPPORTCLI_CONFIG": str(home / "config.toml"),
+                "NO_COLOR": "1", **extra})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 

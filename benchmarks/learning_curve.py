@@ -5,8 +5,8 @@ Run:  python benchmarks/learning_curve.py [--quick]
 
 For ABCD (standalone requests) and banking77 (mapped categories) from ../shared/data
 (skipped with a note when absent): one fixed stratified split (seed 0, 30% test). From the
-training pool, train model.build_pipeline on 10, 25, 50, 100, 200 … labels per class (times
-the number of classes, up to the whole pool) chosen
+training pool, train model.classifier.build_pipeline on 10, 25, 50, 100, 200 … labels per
+class (times the number of classes, up to the whole pool) chosen
 
   (a) at random (mean over several seeds), and
   (b) in the tool's uncertainty order: start from a random seed set of 2 labels per class,
@@ -17,7 +17,7 @@ the number of classes, up to the whole pool) chosen
 
 and print macro-F1 on the fixed test split for each budget, and the share of the pool the
 uncertainty order needs to reach the random order's final macro-F1 (target <= 60%).
-Then time model.fit (both targets, as `supportcli train` calls it) on 20,000 labelled
+Then time model.training.fit (both targets, as `supportcli train` calls it) on 20,000 labelled
 messages (samples/train replicated with small perturbations) in a child process and print
 its peak RSS (target < 60 s). ``--quick``: banking77 cut to 3,000 rows, one random seed.
 Prints figures; asserts nothing.
@@ -49,8 +49,10 @@ sys.path.insert(0, str(REPO))
 
 from _bench import DATA, best_median, note, print_table, run_child  # noqa: E402
 
-from supportcli import dataset, labelling, model, resources  # noqa: E402
-from supportcli.features import to_text  # noqa: E402
+from supportcli import labelling, resources  # noqa: E402
+from supportcli.model import dataset, training  # noqa: E402
+from supportcli.model.classifier import build_pipeline  # noqa: E402
+from supportcli.model.text import to_text  # noqa: E402
 from supportcli.records import Message, Prediction  # noqa: E402
 
 SEED = 0
@@ -133,7 +135,7 @@ class Experiment:
         """(macro-F1 on the test split, the fitted pipeline) for training rows ``chosen``
         (sorted first, so the result depends on the set only, not on its order)."""
         rows = sorted(int(i) for i in chosen)
-        pipeline = model.build_pipeline(SEED)
+        pipeline = build_pipeline()
         pipeline.fit([self.data.texts[i] for i in rows], self.y[rows])
         predicted = pipeline.predict([self.data.texts[i] for i in self.test])
         self.fits += 1
@@ -274,8 +276,8 @@ def perturbed_corpus(size: int) -> tuple[list[str], list[str], list[str]]:
     rng = random.Random(SEED)
     texts, categories, urgencies = [], [], []
     for i in range(size):
-        j = i % len(samples.texts)
-        words = samples.texts[j].split(" ")
+        j = i % len(samples.inputs)
+        words = samples.inputs[j].text.split(" ")
         for _ in range(rng.randint(1, 4)):
             k = rng.randrange(len(words))
             edit = rng.randrange(4)
@@ -296,7 +298,7 @@ def perturbed_corpus(size: int) -> tuple[list[str], list[str], list[str]]:
 def child_fit(size: int) -> dict[str, float]:
     texts, categories, urgencies = perturbed_corpus(size)
     start = time.perf_counter()
-    model.fit(texts, categories, urgencies)
+    training.fit(texts, categories, urgencies)
     return {
         "seconds": time.perf_counter() - start,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -314,7 +316,7 @@ def fit_cost(size: int, repeats: int) -> None:
     best, median = best_median([r[0] for r in runs])
     tree = [r[2] for r in runs if r[2] is not None]
     print(
-        f"\nmodel.fit (category + urgency, cross-validated calibration) on {size:,} labelled "
+        f"\ntraining.fit (category + urgency, out-of-fold calibration) on {size:,} labelled "
         f"messages (samples/train replicated, perturbed), {repeats} run(s), load average "
         f"{load:.1f} before:"
     )
@@ -339,7 +341,7 @@ def main() -> None:
     if not DATA.is_dir():
         note(f"{DATA} not found: no learning curves, only the training time")
     print(
-        f"fixed stratified split: seed {SEED}, {TEST_SHARE:.0%} test; model.build_pipeline; "
+        f"fixed stratified split: seed {SEED}, {TEST_SHARE:.0%} test; build_pipeline; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     seeds = args.seeds or (1 if args.quick else 3)

@@ -14,12 +14,22 @@ import typer
 from .commands.common import (
     AccountOption,
     Context,
+    Urgency,
     note_window,
+    parse_since,
     parse_when,
     stderr_console,
     stdout_console,
+    without_an_account,
 )
 from .commands.common import get_context as _ctx
+from .commands.options import (
+    model_problem,
+    pick_format,
+    print_version,
+    quiet_after_the_command,
+    readable_metavars,
+)
 from .errors import ExitCode, SupportCliError, UsageError
 
 app = typer.Typer(
@@ -28,7 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 
@@ -41,13 +51,6 @@ class TriageFormat(StrEnum):
     markdown = "markdown"
 
 
-class Urgency(StrEnum):
-    urgent = "urgent"
-    high = "high"
-    normal = "normal"
-    low = "low"
-
-
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -57,6 +60,15 @@ def root(
         typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=lambda value: print_version(value),
+            help="Show the version, the scikit-learn version and the active model, and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Triage a small shop's support mailbox: what to answer first, and why."""
     from . import log
@@ -73,6 +85,10 @@ def triage(
         typer.Argument(help="mbox file, Maildir, folder of .eml files, one .eml, or - for stdin."),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Triage the bundled demo inbox.")] = False,
+    no_store: Annotated[
+        bool,
+        typer.Option("--no-store", help="Rank PATH without keeping its messages in the store."),
+    ] = False,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Show the top N.")
     ] = None,
@@ -92,8 +108,10 @@ def triage(
     ] = False,
     account: AccountOption = None,
     fmt: Annotated[
-        TriageFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = TriageFormat.table,
+        TriageFormat | None,
+        typer.Option("--format", "-f", help="Output format (default: from -o's extension, "
+                     "else table)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
     """Rank the threads awaiting a reply: what to answer first, and why.
@@ -101,7 +119,7 @@ def triage(
     With a PATH, rank that mailbox; with none, sync the configured IMAP accounts first
     (unless --offline) and rank everything in the store.
     """
-    from . import workflows
+    from . import showing, workflows
 
     settings = _ctx(ctx).settings()
     if category and category not in settings.categories:
@@ -111,31 +129,58 @@ def triage(
     request = workflows.TriageRequest(
         path=path,
         demo=demo,
+        no_store=no_store,
         offline=offline,
         accounts=tuple(account or ()),
         interactive=_ctx(ctx).interactive,
         as_of=parse_when(as_of, name="--as-of"),
-        since=parse_when(since, name="--since"),
+        since=parse_since(since, name="--since"),
         include_answered=show_all,
         limit=limit,
         category=category,
         min_urgency=min_urgency.value if min_urgency else None,
     )
-    result = workflows.triage(settings, request)
-    _emit_triage(result, fmt, output)
+    fmt = pick_format(TriageFormat, fmt, output, TriageFormat.table)
+    with without_an_account("rank a mailbox file: `supportcli triage PATH` (or `--demo`)"):
+        result = workflows.triage(settings, request)
+    from . import sanitize
+
+    kept = not (demo or no_store) and path is not None
+    showing.remember_ranks(settings, result.items, demo=demo, source=None if kept else path)
+    if kept and result.ingest.added and not _ctx(ctx).quiet:
+        where = sanitize.for_log(sanitize.file_name(str(path)), 200)
+        stderr_console().print(
+            f"kept {result.ingest.added} new message(s) from {where} in the store: later "
+            "triage runs include them (--no-store ranks a mailbox without keeping it)",
+            markup=False, soft_wrap=True,
+        )
+    filters = [f"--{name} {value}" for name, value in (
+        ("since", since), ("category", category),
+        ("min-urgency", min_urgency.value if min_urgency else None)) if value]  # fmt: skip
+    _emit_triage(result, fmt, output, render_notice(result, filters, show_all))
     _report_skipped(result.ingest.failures, _ctx(ctx).quiet)
     note_window(result.window, _ctx(ctx).quiet)
 
 
-def _emit_triage(result: Any, fmt: TriageFormat, output: Path | None) -> None:
+def render_notice(result: Any, filters: list[str], show_all: bool) -> tuple[str, str]:
+    """The table's title, and what to say when nothing is left to show."""
+    from . import render
+
+    return render.triage_title(result, show_all), render.nothing_left(result, filters)
+
+
+def _emit_triage(
+    result: Any, fmt: TriageFormat, output: Path | None, notice: tuple[str, str]
+) -> None:
     from . import export, render
 
+    title, empty = notice
+    if not result.items and fmt is not TriageFormat.table:
+        sys.stderr.write(empty + "\n")
     if fmt is TriageFormat.table:
-        title = (
-            f"{len(result.items)} of {result.total_threads} threads awaiting a reply · "
-            f"as of {result.as_of:%Y-%m-%d %H:%M} UTC"
-        )
-        table = render.triage_table(result.items, title)
+        from rich.text import Text
+
+        table = render.triage_table(result.items, title) if result.items else Text(empty)
         if output is None:
             stdout_console().print(table)
         else:
@@ -224,11 +269,25 @@ def evaluate(
     ] = EvalFormat.table,
 ) -> None:
     """Score the active model on a labelled set: accuracy, F1, confusion, calibration."""
+    import logging
+    import warnings
     from dataclasses import asdict
 
-    from . import evaluation, export, render
+    from . import export, render, workflows
+    from .commands import evaluate_checks
 
-    result = evaluation.evaluate(_ctx(ctx).settings(), path)
+    settings = _ctx(ctx).settings()
+    evaluate_checks.check_labels(path, settings)
+    log = logging.getLogger("supportcli.cli")
+    with warnings.catch_warnings(record=True) as caught:  # scikit-learn's are for developers
+        warnings.simplefilter("always")
+        result = workflows.evaluate(settings, path)
+    for warning in caught:
+        log.debug("evaluate: %s", warning.message)
+    overlap = evaluate_checks.training_overlap(path, settings, result.model_id)
+    if overlap:
+        log.warning("%d of the %d messages are in the active model's training data: its "
+                    "scores on them say little about new mail", overlap, result.size)
     if fmt is EvalFormat.json:
         sys.stdout.write(export.to_json(asdict(result), indent=2) + "\n")
         return
@@ -239,7 +298,7 @@ def evaluate(
         soft_wrap=True,
     )
     for target in result.targets:
-        console.print(render.metrics_table(target.name, target.as_dict()))
+        console.print(render.metrics_table(target.name, asdict(target)))
         console.print(render.confusion_table(target))
         console.print(render.reliability_table(target))
 
@@ -255,6 +314,34 @@ def explain(
 
     result = workflows.explain(_ctx(ctx).settings(), ref)
     _print_classification(result, json_out, detailed=True)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID|RANK", help="A Message-ID, or a rank from the last `supportcli triage`."
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quoted: Annotated[
+        bool, typer.Option("--quoted", help="Unfold the quoted history of each message.")
+    ] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Look in the bundled demo inbox.")] = False,
+) -> None:
+    """Show one thread, newest message first, and the customer's other threads and orders."""
+    import json
+
+    from . import render, showing
+
+    result = showing.show(_ctx(ctx).settings(), ref, demo=demo)
+    if json_out:
+        record = showing.as_record(result)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        return
+    stdout_console().print(render.thread_view(result, quoted=quoted))
 
 
 @app.command()
@@ -282,18 +369,26 @@ def train(
     labels neither was trained on (unless --force); earlier models stay for `supportcli
     model use`.
     """
-    from . import render, resources, training
+    from . import render, resources, retraining
+    from .commands.train_progress import train_progress
+    from .model import training
     from .store import Store
 
     settings = _ctx(ctx).settings()
-    with Store(settings.store_path) as store:
+    in_checkout = resources.samples_dir().name == "samples"
+    if default and output is None and not in_checkout:
+        raise UsageError(
+            f"--default rebuilds models/default of a checkout; this supportcli is installed "
+            f"({resources.default_model_dir()}) and its shipped model is not rewritten",
+            hint="write a samples-only model to a directory of your own with --output DIR",
+        )
+    with Store(settings.store_path) as store, train_progress(_ctx(ctx).quiet):
         has_labels = bool(store.labels())
-        in_checkout = resources.samples_dir().name == "samples"
         if output is not None or default or (not has_labels and in_checkout and not force):
             result = training.train_default(output, settings=settings)
         else:
             weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
-            result = training.train_shop(settings, store, force=force, own_weight=weight)
+            result = retraining.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
     how = metrics.get("validation", "cross-validation")
@@ -328,9 +423,20 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     ctx: typer.Context,
-    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Report format.")] = (
-        ReportFormat.text
-    ),
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="Report on this mailbox (mbox, Maildir, .eml folder) instead of the store."
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Report on the bundled demo inbox.")
+    ] = False,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", "-f", help="Report format (default: from -o's extension, "
+                     "else text)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
     mail_to: Annotated[
         list[str] | None,
@@ -351,24 +457,30 @@ def report(
         str | None, typer.Option("--as-of", help="Report as of this time (default: now).")
     ] = None,
 ) -> None:
-    """The morning report, for cron: sync, rank, write or mail; never prompts."""
+    """The morning report, for cron: sync, rank, write or mail; never prompts.
+
+    Only a report that is written (-o) or mailed counts as "the last report"; with a PATH or
+    --demo it reports on that mailbox and leaves the store alone.
+    """
     from datetime import UTC, datetime
 
-    from . import reporting
+    from . import render, reporting
 
     started = datetime.now(UTC)
+    fmt = pick_format(ReportFormat, fmt, output, ReportFormat.text)
     request = reporting.ReportRequest(
         fmt=fmt.value,
         offline=offline,
         accounts=tuple(account or ()),
         mail_to=tuple(mail_to or ()),
         as_of=parse_when(as_of, name="--as-of"),
+        path=path,
+        demo=demo,
+        output=output,
     )
-    result = reporting.run_report(_ctx(ctx).settings(), request)
-    if output is not None:
-        with _open_output(output) as handle:
-            handle.write(result.text)
-    elif not result.mailed_to:
+    with without_an_account("report on a mailbox file: `supportcli report PATH` (or `--demo`)"):
+        result = reporting.run_report(_ctx(ctx).settings(), request)
+    if output is None and not result.mailed_to:
         sys.stdout.write(result.text)
     if log_file is not None:
         try:
@@ -379,6 +491,8 @@ def report(
     if not _ctx(ctx).quiet and result.mailed_to:
         stderr_console().print(f"report mailed to {', '.join(result.mailed_to)}", markup=False)
     if fail_on is not None and reporting.fail_on(result.items, fail_on.value):
+        if not _ctx(ctx).quiet:
+            sys.stderr.write(render.waiting_line(result.items, fail_on.value) + "\n")
         raise typer.Exit(int(ExitCode.ITEMS_WAITING))
 
 
@@ -399,10 +513,12 @@ app.add_typer(model_app, name="model")
 @model_app.command("list")
 def model_list(ctx: typer.Context) -> None:
     """List model versions: date, data size, metrics, which is active."""
-    from . import render, training
+    from . import render
+    from .model import registry
 
-    versions = training.list_versions(_ctx(ctx).settings())
-    stdout_console().print(render.versions_table(versions))
+    versions = registry.list_versions(_ctx(ctx).settings())
+    problems = {v.name: model_problem(v) for v in versions}
+    stdout_console().print(render.versions_table(versions, problems))
 
 
 @model_app.command("use")
@@ -411,22 +527,34 @@ def model_use(
     version: Annotated[str, typer.Argument(help="A name from `supportcli model list`.")],
 ) -> None:
     """Make a model version the active one (roll back, or back to `default`)."""
-    from . import training
+    from .errors import ModelError
+    from .model import registry
 
-    chosen = training.use_version(_ctx(ctx).settings(), version)
+    settings = _ctx(ctx).settings()
+    found = next((v for v in registry.list_versions(settings) if v.name == version), None)
+    if found is not None and (problem := model_problem(found)):
+        raise ModelError(f"model {version} cannot be used: {problem}")
+    chosen = registry.use_version(settings, version)
     stderr_console().print(f"active model: {chosen.name}", markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps every failure to its documented exit code."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
     from . import log
 
     command = typer.main.get_command(app)
+    readable_metavars(command)
+    quiet_after_the_command(command)
     try:
         result = command.main(args=argv, prog_name="supportcli", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
+    except NoArgsIsHelpError as exc:  # bare `supportcli` or `supportcli model`: the help
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        code = 0
     except SupportCliError as exc:
-        _error(exc.message, exc.hint)
+        _error(exc.message, _model_way_out(exc))
         code = int(exc.exit_code)
     except typer.Exit as exc:
         code = int(exc.exit_code)
@@ -452,6 +580,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _model_way_out(exc: SupportCliError) -> str | None:
+    """A model that cannot be loaded always names the way back to the shipped one."""
+    from .errors import ModelError
+
+    if not isinstance(exc, ModelError) or "model use default" in (exc.hint or ""):
+        return exc.hint
+    way_out = "`supportcli model use default` goes back to the shipped model"
+    return f"{exc.hint}; {way_out}" if exc.hint else way_out
 
 
 def _error(message: str, hint: str | None) -> None:

@@ -1,18 +1,21 @@
 """Typed settings. Precedence: defaults < TOML file < ``SUPPORTCLI_*`` env < command-line flags.
 
 ``SUPPORTCLI_HOME`` moves the whole state dir (store, models, locks); ``SUPPORTCLI_CONFIG``
-names the config file.
+names the config file. The two stay apart: moving the state never moves the config.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hours import BusinessHours, from_config
 
 CATEGORIES: tuple[str, ...] = (
     "order_status",
@@ -62,9 +65,6 @@ def default_config_path() -> Path:
     env = os.environ.get("SUPPORTCLI_CONFIG")
     if env:
         return Path(env).expanduser()
-    home = os.environ.get("SUPPORTCLI_HOME")
-    if home:
-        return Path(home).expanduser() / "config.toml"
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("supportcli", appauthor=False)) / "config.toml"
@@ -87,7 +87,10 @@ class Settings:
     review_threshold: float | None = None  # None: use the model's own threshold
     target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
+    timezone: str = "UTC"  # the shop's IANA time zone ([report] timezone)
+    business_hours: BusinessHours | None = None  # None: response targets count every hour
     store_window_days: int = DEFAULT_STORE_WINDOW_DAYS
+    order_pattern: re.Pattern[str] | None = None  # the shop's own order numbers
     raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
 
     @property
@@ -104,18 +107,35 @@ class Settings:
 
 def load_settings(config_path: Path | None = None) -> Settings:
     path = config_path or default_config_path()
+    _warn_about_a_config_in_the_state_dir(path)
     data: dict[str, Any] = {}
     if config_path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     if path.is_file():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        check(data, path, text)
     settings = Settings(state_dir=default_state_dir(), config_path=path, raw=data)
     return _apply_toml(settings, data)
+
+
+def _warn_about_a_config_in_the_state_dir(path: Path) -> None:
+    """Earlier versions read the config from ``$SUPPORTCLI_HOME/config.toml``: say so when
+    one is there and no longer read."""
+    home = os.environ.get("SUPPORTCLI_HOME")
+    stray = Path(home).expanduser() / "config.toml" if home else None
+    if stray is not None and stray.is_file() and stray.resolve() != path.resolve():
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "ignoring %s: the config is read from %s (set SUPPORTCLI_CONFIG or use --config to "
+            "choose another file)", stray, path,
+        )
 
 
 def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
@@ -138,6 +158,7 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         raise ConfigError(
             f"config: triage.store_window_days must be a whole number of days, got {window!r}"
         )
+    order_pattern = _pattern(triage.get("order_pattern"), "triage.order_pattern")
     state = data.get("state_dir")
     return replace(
         settings,
@@ -149,7 +170,10 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         sla_hours=sla,
         review_threshold=None if threshold is None else _number(threshold, "review_threshold"),
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
+        order_pattern=order_pattern,
         target_accuracy=settings.target_accuracy if target is None else float(target),
+        timezone=str(_table(data, "report").get("timezone") or "UTC"),
+        business_hours=from_config(_table(data, "report")),
         store_window_days=window,
     )
 
@@ -161,7 +185,245 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _pattern(value: Any, name: str) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"config: {name} must be a regular expression in a string")
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise ConfigError(f"config: {name} is not a valid regular expression: {exc}") from None
+    if pattern.groups > 1 or pattern.search(""):
+        raise ConfigError(f"config: {name} must match an order number: one group at most, "
+                          "and not the empty text")
+    return pattern
+
+
 def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"config: {name} must be a number, got {value!r}")
     return float(value)
+
+
+# --- validation ------------------------------------------------------------------------------
+# What the config file may hold. A typo, a wrong type or a value out of range is an error that
+# names the file, the line and the key (exit 3), never silently ignored.
+
+
+@dataclass(frozen=True)
+class _Value:
+    kind: str  # str, bool, int, number, strings (a list of strings), command (string or list)
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # low itself is not allowed
+    choices: tuple[str, ...] = ()
+
+    def problem(self, value: Any) -> str | None:
+        if self.kind == "str" and not (isinstance(value, str) and value.strip()):
+            return "must be a non-empty string"
+        if self.kind == "bool" and not isinstance(value, bool):
+            return "must be true or false"
+        if self.kind == "strings" and not (
+            isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        ):
+            return 'must be a list of strings, e.g. ["a", "b"]'
+        if self.kind == "command" and not (
+            (isinstance(value, str) and value.strip())
+            or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+        ):
+            return "must be a command: a string, or a list of its arguments"
+        if self.kind in ("int", "number"):
+            numeric = int if self.kind == "int" else int | float
+            if isinstance(value, bool) or not isinstance(value, numeric):
+                return "must be " + ("a whole number" if self.kind == "int" else "a number")
+            if not self._in_range(value):
+                return f"must be {self._range()}, got {value}"
+        if self.choices and value not in self.choices:
+            return "must be one of " + ", ".join(f'"{c}"' for c in self.choices)
+        return None
+
+    def _in_range(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.above and value == self.low)):
+            return False
+        return self.high is None or value <= self.high
+
+    def _range(self) -> str:
+        low = f"above {self.low:g}" if self.above else f"at least {self.low:g}"
+        return low if self.high is None else f"{low} and at most {self.high:g}"
+
+
+@dataclass(frozen=True)
+class _Map:
+    """A table whose keys are names (categories, urgencies, accounts) with the same value."""
+
+    value: _Value | dict[str, Any]
+    names: str = ""  # "categories" or "urgencies": only those keys; "" any name
+
+
+_STR, _BOOL, _CMD = _Value("str"), _Value("bool"), _Value("command")
+_PORT = _Value("int", 1, 65535)
+_ACCOUNT: dict[str, Any] = {
+    "host": _STR, "port": _PORT, "security": _Value("str", choices=("ssl", "starttls", "plain")),
+    "allow_insecure": _BOOL, "username": _STR, "folders": _Value("strings"), "sent_folder": _STR,
+    "first_sync_days": _Value("int", 1, 36500), "ca_file": _STR,
+    "auth": _Value("str", choices=("password", "xoauth2")), "password_env": _STR,
+    "password_command": _CMD, "keyring": _BOOL, "password": _STR, "token_command": _CMD,
+    "timeout": _Value("number", 0, 3600, above=True),
+}  # fmt: skip
+SCHEMA: dict[str, Any] = {
+    "state_dir": _STR,
+    "target_accuracy": _Value("number", 0, 1, above=True),
+    "triage": {
+        "shop_addresses": _Value("strings"),
+        "review_threshold": _Value("number", 0, 1),
+        "order_pattern": _STR,
+        "store_window_days": _Value("int", 1, 36500),
+        "category_weights": _Map(_Value("number", 0, 100), names="categories"),
+        "sla_hours": _Map(_Value("number", 0, 24 * 365, above=True), names="urgencies"),
+    },
+    "labels": {"extra_categories": _Value("strings"), "own_weight": _Value("number", 0, 100,
+                                                                           above=True)},
+    "model": {"target_accuracy": _Value("number", 0, 1, above=True)},
+    "report": {"timezone": _STR, "business_hours": _STR, "shop_name": _STR},
+    "smtp": {
+        "host": _STR, "port": _PORT, "security": _Value("str", choices=("ssl", "starttls",
+                                                                          "plain")),
+        "allow_insecure": _BOOL, "timeout": _Value("number", 0, 3600, above=True),
+        "from": _STR, "from_address": _STR, "username": _STR, "ca_file": _STR,
+        "password_env": _STR, "password_command": _CMD, "keyring": _BOOL,
+    },
+    "accounts": _Map(_ACCOUNT),
+}  # fmt: skip
+
+
+def check(data: dict[str, Any], path: Path, text: str) -> None:
+    """Raise a ConfigError for the first problem in the config file; the hint counts the rest."""
+    custom = data.get("labels", {}).get("extra_categories") if isinstance(
+        data.get("labels"), dict) else None
+    names = {
+        "categories": set(CATEGORIES) | set(custom if isinstance(custom, list) else []),
+        "urgencies": set(URGENCIES),
+    }
+    problems = list(_walk(data, SCHEMA, (), names))
+    problems += _checked_values(data)
+    if not problems:
+        return
+    lines = key_lines(text)
+    key, problem = problems[0]
+    more = len(problems) - 1
+    raise ConfigError(
+        f"{locate(path, lines, key)}: {'.'.join(key)}: {problem}",
+        hint=f"{more} more problem{'s' if more > 1 else ''} in this file" if more else None,
+    )
+
+
+def _walk(
+    data: dict[str, Any], schema: dict[str, Any], at: tuple[str, ...], names: dict[str, set[str]]
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    for key, value in data.items():
+        spec = schema.get(key)
+        where = (*at, key)
+        if spec is None:
+            what = "section" if isinstance(value, dict) else "key"
+            yield where, _unknown(f"{what} in [{'.'.join(at)}]" if at else what, key, schema)
+        elif isinstance(spec, dict):
+            if not isinstance(value, dict):
+                yield where, "must be a table ([" + ".".join(where) + "])"
+            else:
+                yield from _walk(value, spec, where, names)
+        elif isinstance(spec, _Map):
+            if not isinstance(value, dict):
+                yield where, "must be a table ([" + ".".join(where) + "])"
+                continue
+            allowed = names.get(spec.names)
+            for name, item in value.items():
+                if allowed is not None and name not in allowed:
+                    kind = spec.names[:-3] + "y" if spec.names.endswith("ies") else spec.names
+                    yield (*where, name), _unknown(kind, name, dict.fromkeys(allowed))
+                elif isinstance(spec.value, dict):
+                    if not isinstance(item, dict):
+                        yield (*where, name), "must be a table"
+                    else:
+                        yield from _walk(item, spec.value, (*where, name), names)
+                elif (problem := spec.value.problem(item)) is not None:
+                    yield (*where, name), problem
+        elif (problem := spec.problem(value)) is not None:
+            yield where, problem
+
+
+def _unknown(what: str, key: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"unknown {what} (did you mean {close[0]}?)"
+    return f"unknown {what} (known: {', '.join(sorted(known))})"
+
+
+def _checked_values(data: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """Values whose form a type cannot tell: a regular expression, a time zone, hours."""
+    from .hours import parse_business_hours, zone
+
+    problems: list[tuple[tuple[str, ...], str]] = []
+    triage, report = data.get("triage"), data.get("report")
+    if isinstance(triage, dict) and isinstance(triage.get("order_pattern"), str):
+        try:
+            _pattern(triage["order_pattern"], "order_pattern")
+        except ConfigError as exc:
+            problems.append((("triage", "order_pattern"), exc.message.split(": ", 2)[-1]))
+    if isinstance(report, dict):
+        for key in ("timezone", "business_hours"):
+            value = report.get(key)
+            if isinstance(value, str) and value.strip():
+                try:
+                    zone(value) if key == "timezone" else parse_business_hours(value)
+                except ConfigError as exc:
+                    problems.append((("report", key), exc.message))
+    return problems
+
+
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_HEADER = re.compile(rf"^\[\[?\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]\]?")
+_ASSIGN = re.compile(rf"^({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line each table and key of a TOML text starts on."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if header := _HEADER.match(stripped):
+            table = _dotted(header.group(1))
+            found.setdefault(table, number)
+        elif assign := _ASSIGN.match(stripped):
+            found.setdefault((*table, *_dotted(assign.group(1))), number)
+    return found
+
+
+def _dotted(key: str) -> tuple[str, ...]:
+    parts = re.findall(_KEY_PART, key)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def locate(path: Path, lines: dict[tuple[str, ...], int], key: tuple[str, ...]) -> str:
+    """``file, line N`` for a key (or the nearest table above it that has a line)."""
+    for end in range(len(key), 0, -1):
+        if key[:end] in lines:
+            return f"{path}, line {lines[key[:end]]}"
+    return str(path)
+
+
+def locate_error(settings: Settings, exc: ConfigError) -> ConfigError:
+    """``exc`` (whose message starts with a dotted key, as accounts' and smtp's do) with the
+    config file and line in front."""
+    key = re.match(r"^([\w.-]+?)[: ]", exc.message)
+    try:
+        text = settings.config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return exc
+    if key is None or not settings.config_path.is_file():
+        return exc
+    where = locate(settings.config_path, key_lines(text), tuple(key.group(1).split(".")))
+    return ConfigError(f"{where}: {exc.message}", exc.hint)

@@ -1,7 +1,8 @@
 """``supportcli doctor``: one check per line, each fast and independent.
 
-Checks run in order: config, credentials, DNS, TCP, TLS, login, each folder (read-only),
-capabilities, then any extra checks the caller adds (the CLI adds the model). A failing check
+First what local use needs (the config file, the store, the model), then for each account:
+config, credentials, DNS, TCP, TLS, login, each folder (read-only), capabilities, then any
+extra checks the caller adds. A failing check
 only skips the checks that need it: a wrong password still shows DNS, TCP and TLS as passed.
 Nothing here prints; the CLI renders the list.
 """
@@ -14,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .accounts import ImapAccount
 from .credentials import Secret, find_secret
@@ -26,6 +28,9 @@ from .sources.imap import (
     connection_errors,
     tls_context,
 )
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 NOTABLE_CAPABILITIES = ("IDLE", "CONDSTORE", "QRESYNC", "X-GM-EXT-1", "MOVE", "UIDPLUS")
 
@@ -81,6 +86,48 @@ def run_checks(
             _close(run.client)
     run.checks += [_guarded(hook) for hook in extra]
     return run.checks
+
+
+def local_checks(config_path: Path | None) -> tuple[Settings | None, list[Check]]:
+    """What local use needs, with or without a mail account: the config file, the store and
+    the model. Returns the settings (None when the config is broken) and the checks."""
+    from .config import Settings, default_config_path, default_state_dir, load_settings
+    from .store import Store
+
+    checks: list[Check] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings(config_path)
+        where = settings.config_path
+        detail = str(where) if where.is_file() else f"no file at {where}: the defaults"
+        checks.append(Check("config", True, detail))
+    except SupportCliError as exc:
+        checks.append(Check("config", False, exc.message, exc.hint or "fix the file, see README"))
+    usable = settings or Settings(state_dir=default_state_dir(), config_path=default_config_path())
+    try:
+        with Store(usable.store_path) as store:
+            healthy, count = store.integrity_ok(), store.count_messages()
+        checks.append(Check("store", healthy, f"{usable.store_path} ({count} messages)"
+                            if healthy else f"{usable.store_path} is damaged",
+                            "" if healthy else "move it away; `supportcli sync` rebuilds it"))
+    except SupportCliError as exc:
+        checks.append(Check("store", False, exc.message, exc.hint or ""))
+    checks.append(_guarded(lambda: model_check(usable)))
+    return settings, checks
+
+
+def model_check(settings: Settings) -> Check:
+    from .errors import ModelError
+    from .model import registry
+
+    try:
+        loaded = registry.load_active(settings)
+    except registry.RebuildNeeded as exc:
+        return Check("model", True, f"{exc.message}; {exc.hint}")
+    except ModelError as exc:
+        return Check("model", False, exc.message,
+                     exc.hint or "`supportcli model use default` goes back to the shipped model")
+    return Check("model", True, f"{loaded.model_id} ({loaded.meta.get('n_samples', '?')} samples)")
 
 
 def all_ok(checks: Iterable[Check]) -> bool:

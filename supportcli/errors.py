@@ -40,6 +40,10 @@ class ConfigError(SupportCliError):
     exit_code = ExitCode.CONFIG
 
 
+class NoAccountError(ConfigError):
+    """No IMAP account is configured; each command says what it can do instead."""
+
+
 class SourceError(SupportCliError):
     exit_code = ExitCode.SOURCE
 

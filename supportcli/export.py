@@ -30,11 +30,13 @@ CSV_FIELDS = [
     "urgency",
     "urgency_confidence",
     "needs_review",
+    "review",
     "language",
     "automated",
     "order_numbers",
     "thread_size",
     "followups",
+    "answered",
     "reasons",
 ]
 
@@ -54,14 +56,16 @@ def item_record(item: TriageItem) -> dict[str, Any]:
         "category_confidence": round(p.category_confidence, 3),
         "urgency": item.urgency,
         "urgency_confidence": round(p.urgency_confidence, 3),
-        "needs_review": p.needs_review,
+        "needs_review": bool(item.review),
+        "review": list(item.review),  # the labels the model is unsure of
         "language": m.language,
         "automated": m.automated,
         "order_numbers": list(m.order_numbers),
         "thread_size": item.thread_size,
         "followups": item.followups,
+        "answered": item.answered,
         "reasons": [sanitize.one_line(t.reason) for t in item.terms],
-        "cues": list(p.cues),
+        "cues": [{"cue": h.cue, "text": sanitize.one_line(h.text)} for h in p.cues],
     }
 
 
@@ -90,6 +94,7 @@ def write(items: Sequence[TriageItem], fmt: str, out: TextIO) -> None:
             flat = {
                 **record,
                 "order_numbers": " ".join(record["order_numbers"]),
+                "review": " ".join(record["review"]),
                 "reasons": "; ".join(record["reasons"]),
             }
             writer.writerow({k: sanitize.for_csv(v) for k, v in flat.items()})
@@ -107,18 +112,27 @@ def _markdown(items: Sequence[TriageItem], out: TextIO) -> None:
     out.write("| # | age | from | subject | category | urgency | why |\n")
     out.write("|---|---|---|---|---|---|---|\n")
     for item in items:
-        p = item.prediction
-        review = " (review)" if p.needs_review else ""
         cells = [
             str(item.rank),
             _age(item),
             sanitize.for_markdown(item.message.sender_name or item.message.sender_addr, 30),
             sanitize.for_markdown(item.message.subject or "(no subject)", 60),
-            p.category + review,
-            item.urgency,
-            sanitize.for_markdown(item.top_reason, 70),
+            sanitize.for_markdown(marked(item, "category")),
+            marked(item, "urgency"),
+            ("answered · " if item.answered else "") + sanitize.for_markdown(item.top_reason, 70),
         ]
         out.write("| " + " | ".join(cells) + " |\n")
+    if any(item.review for item in items):
+        out.write(f"\n{REVIEW_NOTE}\n")
+
+
+REVIEW_NOTE = "? after a label: the model is unsure of it; check it before you rely on it"
+
+
+def marked(item: TriageItem, label: str) -> str:
+    """The item's category or urgency, with "?" when the model is unsure of it."""
+    value = item.prediction.category if label == "category" else item.urgency
+    return value + ("?" if label in item.review else "")
 
 
 def _age(item: TriageItem) -> str:

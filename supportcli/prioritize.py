@@ -3,17 +3,22 @@
 score = urgency points × category weight + waiting time against the response target
         + follow-ups in the thread + the sender's earlier threads − automated mail
 
-Every term carries a sentence saying why, so each row can explain its rank.
+The urgency is the model's, raised by follow-ups and by the cues the model saw that make a
+message urgent whatever the text model says. Waiting time counts business hours when the shop
+set them (``hours``: one definition of lateness for triage, explain and the report). Every
+term carries a sentence saying why, so each row can explain its rank.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from .records import Message, Prediction, ScoreTerm, TriageItem
+from . import hours as bh
+from .config import Settings
+from .records import CueHit, Message, Prediction, ScoreTerm, TriageItem
 
 # urgent is far ahead so that a fresh urgent message outranks a high one that has waited long
 URGENCY_POINTS = {"urgent": 140.0, "high": 60.0, "normal": 30.0, "low": 5.0}
@@ -22,6 +27,13 @@ WAITING_MAX = 40.0
 FOLLOWUP_POINTS = 15.0
 HISTORY_POINTS = 5.0
 AUTOMATED_PENALTY = -60.0
+# Cues (``model.cues``) that make a message urgent whatever the text model says: money, law,
+# safety or the shop's reputation at risk now, or a deadline within about a day (LABELS.md) …
+FORCING_CUES = frozenset({"chargeback or payment dispute", "legal threat", "safety problem",
+                          "fraud or unauthorised charge", "deadline within a day",
+                          "public review threat"})
+# … on mail about an order or the shop's service from a person only.
+NOT_FORCED = frozenset({"feedback", "spam_vendor", "other", "wholesale_partnership"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,19 @@ class Rules:
     category_weights: Mapping[str, float]
     sla_hours: Mapping[str, float]
     shop_addresses: frozenset[str] = frozenset()
+    business_hours: bh.BusinessHours | None = None  # None: every hour counts
+    # below these confidences a label needs review ("category", "urgency"); empty: the
+    # model's own verdict (``Prediction.needs_review``) marks the less certain label
+    review_thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, review_thresholds: Mapping[str, float] | None = None
+    ) -> Rules:
+        """The one place the ranking rules are built from the settings."""
+        return cls(settings.category_weights, settings.sla_hours,
+                   frozenset(settings.shop_addresses), settings.business_hours,
+                   dict(review_thresholds or {}))
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
@@ -94,11 +119,7 @@ def rank(
         if not customer:
             continue
         last = customer[-1]
-        replied = (
-            thread[-1].sender_addr in rules.shop_addresses
-            or "\\Answered" in last.flags
-            or last.message_id in answered
-        )
+        replied = is_answered(thread, rules.shop_addresses, answered)
         if replied and not include_answered:
             continue
         prediction = predictions.get(last.message_id)
@@ -106,7 +127,8 @@ def rank(
             continue
         followups = followups_since_reply(thread, last, rules, answered)
         history = threads_per_sender[last.sender_addr] - 1
-        items.append(score(last, prediction, rules, as_of, followups, history, len(thread)))
+        item = score(last, prediction, rules, as_of, followups, history, len(thread))
+        items.append(replace(item, answered=True) if replied else item)
     items.sort(key=lambda i: (-i.score, i.message.date, i.message.message_id))
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
@@ -133,8 +155,35 @@ def followups_since_reply(
 NO_FOLLOWUP_ESCALATION = frozenset({"feedback", "spam_vendor", "other"})
 
 
-def effective_urgency(prediction: Prediction, followups: int) -> tuple[str, str]:
+def forcing_cues(prediction: Prediction, message: Message) -> tuple[CueHit, ...]:
+    """The cues that make this message urgent whatever the text model says."""
+    if message.automated or prediction.category in NOT_FORCED:
+        return ()
+    return tuple(hit for hit in prediction.cues if hit.cue in FORCING_CUES)
+
+
+def is_answered(
+    thread: Sequence[Message], shop_addresses: frozenset[str], answered: frozenset[str]
+) -> bool:
+    """The shop has replied to the customer's last message in the thread: the thread ends with
+    the shop's message, the customer's last message carries \\Answered, or a reply in the Sent
+    folder refers to it (``answered``: Message-IDs replied to)."""
+    customer = [m for m in thread if m.sender_addr not in shop_addresses]
+    if not customer:
+        return True
+    last = customer[-1]
+    return (
+        thread[-1].sender_addr in shop_addresses
+        or "\\Answered" in last.flags
+        or last.message_id in answered
+    )
+
+
+def effective_urgency(prediction: Prediction, followups: int, message: Message) -> tuple[str, str]:
     """The urgency used for ranking, and why it differs from the model's, if it does."""
+    forced = forcing_cues(prediction, message)
+    if forced:
+        return "urgent", "; ".join(f"{hit.cue} cue: '{hit.text}'" for hit in forced)
     if prediction.category in NO_FOLLOWUP_ESCALATION or prediction.urgency == "low":
         return prediction.urgency, ""
     if followups >= 2 and prediction.urgency != "urgent":
@@ -153,21 +202,10 @@ def score(
     history: int = 0,
     thread_size: int = 1,
 ) -> TriageItem:
-    urgency, raised_by = effective_urgency(prediction, followups)
+    urgency, raised_by = effective_urgency(prediction, followups, message)
     weight = rules.category_weights.get(prediction.category, 1.0)
     terms = [_urgency_term(prediction, urgency, raised_by, weight)]
-    waiting = max(as_of - message.date, timedelta(0))
-    sla = rules.sla_hours.get(urgency, 24.0)
-    hours = waiting.total_seconds() / 3600
-    waited = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
-    late = "past" if hours > sla else "within"
-    terms.append(
-        ScoreTerm(
-            "waiting",
-            waited,
-            f"waiting {_hours(hours)}, {late} the {_hours(sla)} target for {urgency}",
-        )
-    )
+    terms.append(_waiting_term(message.date, as_of, rules, urgency))
     if followups:
         terms.append(
             ScoreTerm(
@@ -189,15 +227,50 @@ def score(
             ScoreTerm("automated", AUTOMATED_PENALTY, f"automated mail ({message.automated})")
         )
     total = round(sum(t.points for t in terms), 1)
+    waiting = max(as_of - message.date, timedelta(0))
+    review = review_labels(prediction, rules.review_thresholds, model_urgency=not raised_by)
     return TriageItem(
-        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting
+        0, message, prediction, urgency, total, tuple(terms), thread_size, followups, waiting,
+        review,
     )
 
 
+def _waiting_term(sent: datetime, as_of: datetime, rules: Rules, urgency: str) -> ScoreTerm:
+    """Waiting time against the response target, counted as ``hours`` counts it (business
+    hours when the shop set them): the same lateness the report shows."""
+    sla = rules.sla_hours.get(urgency, 24.0)
+    hours = bh.elapsed_hours(sent, as_of, rules.business_hours)
+    points = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
+    late = "past" if bh.is_overdue(sent, as_of, sla, rules.business_hours) else "within"
+    clock = " of business hours" if rules.business_hours else ""
+    why = f"waiting {_hours(hours)}{clock}, {late} the {_hours(sla)} target for {urgency}"
+    return ScoreTerm("waiting", points, why)
+
+
+def review_labels(
+    prediction: Prediction, thresholds: Mapping[str, float], *, model_urgency: bool = True
+) -> tuple[str, ...]:
+    """The labels a person should check: a category or an urgency whose confidence is below
+    its threshold. An urgency that a cue or the follow-ups decided is not the model's guess,
+    so it is never marked."""
+    if not thresholds:
+        if not prediction.needs_review:
+            return ()
+        return (
+            ("category",)
+            if prediction.category_confidence <= prediction.urgency_confidence
+            else ("urgency",)
+        )
+    marks = []
+    if prediction.category_confidence < thresholds.get("category", 0.0):
+        marks.append("category")
+    if model_urgency and prediction.urgency_confidence < thresholds.get("urgency", 0.0):
+        marks.append("urgency")
+    return tuple(marks)
+
+
 def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: float) -> ScoreTerm:
-    if prediction.cues and urgency == "urgent":
-        points, why = URGENCY_POINTS["urgent"], f"urgent: {', '.join(prediction.cues)}"
-    elif raised_by:
+    if raised_by:
         points, why = URGENCY_POINTS[urgency], f"{urgency}: {raised_by}"
     else:
         probs = prediction.urgency_probs or {urgency: 1.0}
@@ -210,7 +283,7 @@ def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: 
 
 def _hours(hours: float) -> str:
     if hours < 1:
-        return f"{max(1, round(hours * 60))} min"
+        return f"{max(1, round(hours * 60)) if hours > 0 else 0} min"
     if hours < 48:
         return f"{hours:.0f} h"
     return f"{hours / 24:.0f} d"

@@ -70,6 +70,18 @@ class ParseFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class CueHit:
+    """A hand-made cue that fired, with the words of the message it matched."""
+
+    cue: str  # e.g. "chargeback or payment dispute"
+    text: str  # the message's own words around the match, e.g. "file a chargeback with my"
+    when: datetime | None = None  # a time the cue resolved from the text (a deadline), UTC
+
+    def __str__(self) -> str:
+        return f"{self.cue}: '{self.text}'" if self.text else self.cue
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
     category: str
     category_confidence: float
@@ -79,7 +91,7 @@ class Prediction:
     model_id: str
     category_probs: dict[str, float] = field(default_factory=dict)
     urgency_probs: dict[str, float] = field(default_factory=dict)
-    cues: tuple[str, ...] = ()  # hand-made cues that raised urgency, e.g. "chargeback"
+    cues: tuple[CueHit, ...] = ()  # every hand-made cue that fired (triage decides what it means)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,8 @@ class TriageItem:
     thread_size: int
     followups: int  # customer messages in the thread after the first
     waiting: timedelta  # since the customer's last message
+    review: tuple[str, ...] = ()  # the labels the model is unsure of: "category", "urgency"
+    answered: bool = False  # the shop has replied to the customer's last message
 
     @property
     def top_reason(self) -> str:

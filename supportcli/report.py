@@ -19,8 +19,8 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from . import export, sanitize
 from . import hours as bh
-from . import sanitize
 from .records import Message, TriageItem
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ def _render(name: str, data: ReportData) -> str:
         volume_totals=[f"{c} {n}" for c, n in sorted(volume.items(), key=lambda x: (-x[1], x[0]))],
         drift=health.drift, drifted=health.drifted, retrain_hint=RETRAIN_HINT,
         week_total=week_total, enough_for_drift=week_total >= health.min_messages,
-        urgency_colors=URGENCY_COLORS, mix=_mix(health),
+        urgency_colors=URGENCY_COLORS, mix=_mix(health), review_note=export.REVIEW_NOTE,
     )
 
 
@@ -365,7 +365,7 @@ def _environment() -> Environment:
     env.filters.update(
         clean=safe, md=lambda v, width=None: sanitize.for_markdown(_defang(v or ""), width),
         age=age, waited=waited, local=local, sender=sender, who=who, clip=clip, wrap=wrap,
-        cell=cell,
+        cell=cell, marked=export.marked,
         pct=lambda v: f"{v:.0%}",
     )
     return env

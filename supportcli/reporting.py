@@ -15,8 +15,8 @@ from typing import Any
 
 from . import hours as bh
 from . import prioritize, private, report, workflows
-from .config import Settings
-from .errors import ConfigError, StoreError
+from .config import Settings, locate_error
+from .errors import ConfigError, StoreError, UsageError
 from .records import TriageItem
 from .store import Store
 
@@ -30,6 +30,14 @@ class ReportRequest:
     accounts: tuple[str, ...] = ()
     mail_to: tuple[str, ...] = ()
     as_of: datetime | None = None
+    path: str | None = None  # report on this mailbox instead of the store
+    demo: bool = False  # report on the bundled demo inbox, as of its newest message
+    output: Path | None = None  # write the report here
+
+    @property
+    def delivered(self) -> bool:
+        """Written or mailed: only such a run moves the "last report" marker."""
+        return self.output is not None or bool(self.mail_to)
 
 
 @dataclass
@@ -66,32 +74,57 @@ def run_lock(state_dir: Path) -> Iterator[None]:
 
 
 def run_report(settings: Settings, request: ReportRequest) -> ReportResult:
+    """Build the report and deliver it. A report on a PATH or the demo reads it into a
+    store of its own and leaves the real store alone; a report on the store is remembered as
+    the last report only when it was written or mailed."""
+    if request.path or request.demo:
+        with Store(":memory:") as scratch:
+            result = _build(settings, scratch, request)
+            _deliver(settings, request, result)
+        return result
     with run_lock(settings.state_dir), Store(settings.store_path) as store:
         run_id = store.start_run("report")
         try:
             result = _build(settings, store, request)
-            if request.mail_to:
-                _mail(settings, request.mail_to, result)
-                result.mailed_to = request.mail_to
+            _deliver(settings, request, result)
         except BaseException:
             store.finish_run(run_id, "failed", {})
             raise
-        store.finish_run(run_id, "ok", result.summary)
+        store.finish_run(run_id, "ok" if request.delivered else "shown", result.summary)
     return result
 
 
+def _deliver(settings: Settings, request: ReportRequest, result: ReportResult) -> None:
+    if request.output is not None:
+        write_file(request.output, result.text)
+    if request.mail_to:
+        _mail(settings, request.mail_to, result)
+        result.mailed_to = request.mail_to
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def _build(settings: Settings, store: Store, request: ReportRequest) -> ReportResult:
-    report_cfg = settings.raw.get("report", {})
-    if not isinstance(report_cfg, dict):
-        raise ConfigError("config: [report] must be a table")
-    business = bh.from_config(report_cfg)
-    timezone = str(report_cfg.get("timezone", "UTC"))
-    bh.zone(timezone)  # a bad time zone is a config error before any work
+    business, timezone = settings.business_hours, settings.timezone  # checked by config
     last = last_report_at(store)
     triage = workflows.triage(
         settings,
         workflows.TriageRequest(
-            offline=request.offline, accounts=request.accounts, as_of=request.as_of
+            path=request.path,
+            demo=request.demo,
+            offline=request.offline,
+            accounts=request.accounts,
+            as_of=request.as_of,
         ),
         store=store,
     )
@@ -140,7 +173,7 @@ def build_data(
             new_since_last=sum(1 for m in customer if m.date > since_last),
             awaiting=len(items),
             urgent=sum(1 for i in items if i.urgency == "urgent"),
-            needs_review=sum(1 for i in items if i.prediction.needs_review),
+            needs_review=sum(1 for i in items if i.review),
         ),
         top_items=list(items[: report.TOP_N]),
         overdue=report.overdue_by_urgency(items, settings.sla_hours, now, business),
@@ -158,7 +191,11 @@ def build_data(
         shared_orders=report.shared_order_numbers(prioritize.group_threads(customer)),
         health=report.ModelHealth(
             model_id=triage.model_id,
-            needs_review=sum(1 for m in week if predictions[m.message_id].needs_review),
+            needs_review=sum(
+                1
+                for m in week
+                if prioritize.review_labels(predictions[m.message_id], triage.review_thresholds)
+            ),
             classified=len(week),
             this_week=Counter(predictions[m.message_id].category for m in week),
             training=Counter(loaded_meta.get("category_counts") or _sample_counts()),
@@ -173,7 +210,7 @@ def build_data(
 
 
 def _model_meta(settings: Settings) -> dict[str, Any]:
-    from . import artifacts, registry
+    from .model import artifacts, registry
 
     return artifacts.read_meta(registry.active_dir(settings))
 
@@ -188,14 +225,13 @@ def _sample_counts() -> Counter[str]:
 
 
 def last_report_at(store: Store) -> datetime | None:
-    """The time the last successful report was made as of (its --as-of, else its start)."""
-    row = store.db.execute(
+    """The time the latest report that was written or mailed was made as of (its --as-of,
+    else its start). A report made as of an earlier time never moves it backwards."""
+    rows = store.db.execute(
         "SELECT started_at, json_extract(summary, '$.as_of') FROM runs "
-        "WHERE command = 'report' AND status = 'ok' ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    return datetime.fromisoformat(row[1] or row[0])
+        "WHERE command = 'report' AND status = 'ok'"
+    ).fetchall()
+    return max((datetime.fromisoformat(row[1] or row[0]) for row in rows), default=None)
 
 
 def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
@@ -203,8 +239,11 @@ def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
     from .credentials import smtp_secret
 
     table = settings.raw.get("smtp", {})
-    smtp = mailer.smtp_from_config(table)
-    secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
+    try:
+        smtp = mailer.smtp_from_config(table)
+        secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
+    except ConfigError as exc:  # name the file and line of the key
+        raise locate_error(settings, exc) from None
     data = result.data
     subject = f"Support triage: {data.headline.awaiting} awaiting, {data.headline.urgent} urgent"
     mailer.send_report(

@@ -31,7 +31,7 @@ from typing import Any
 
 from . import private
 from .errors import StoreError
-from .records import Attachment, Message, ParseFailure, Prediction, SyncCursor
+from .records import Attachment, CueHit, Message, ParseFailure, Prediction, SyncCursor
 from .sanitize import escape_surrogates
 
 log = logging.getLogger(__name__)
@@ -391,6 +391,7 @@ class Store:
         since: datetime | None = None,
         source: str | None = None,
         message_ids: Sequence[str] | None = None,
+        sender: str | None = None,
         light: bool = False,
     ) -> list[Message]:
         """Messages, oldest first. ``light`` leaves the texts out (ranking and exports never
@@ -403,6 +404,9 @@ class Store:
         if source is not None:
             sql += " AND source = ?"
             args.append(source)
+        if sender is not None:
+            sql += " AND sender_addr = ?"
+            args.append(sender)
         if message_ids is not None:
             ids = list(message_ids)
             sql += " AND message_id IN (SELECT value FROM json_each(?))"
@@ -437,7 +441,8 @@ class Store:
                 p.urgency,
                 p.urgency_confidence,
                 int(p.needs_review),
-                json.dumps({"cat": p.category_probs, "urg": p.urgency_probs, "cues": list(p.cues)}),
+                json.dumps({"cat": p.category_probs, "urg": p.urgency_probs,
+                            "cues": [_cue_row(h) for h in p.cues]}),
                 _now(),
             )
             for message_id, p in pairs
@@ -855,9 +860,21 @@ def _row_prediction(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Pre
         model_id=row["model_id"],
         category_probs=detail.get("cat", {}) if memo is None else {},
         urgency_probs=detail.get("urg", {}),
-        cues=tuple(detail.get("cues", [])),
+        cues=tuple(map(_cue_hit, detail.get("cues", []))),
     )
     return prediction if memo is None else light_prediction(prediction, memo)
+
+
+def _cue_row(hit: CueHit) -> list[str | None]:
+    return [hit.cue, hit.text, hit.when.isoformat() if hit.when else None]
+
+
+def _cue_hit(row: Any) -> CueHit:
+    """A stored cue hit: [cue, text, when]; a bare name from before the matched text."""
+    if isinstance(row, str):
+        return CueHit(row, "")
+    cue, text, when = [*row, None, None][:3]
+    return CueHit(str(cue), str(text or ""), datetime.fromisoformat(when) if when else None)
 
 
 def light_prediction(p: Prediction, memo: dict[Any, Any]) -> Prediction:

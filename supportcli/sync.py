@@ -9,12 +9,13 @@ Nothing here prints; ``progress`` is called with the number of messages handled.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, NoAccountError, UsageError
 from .parse import parse
 from .records import Message, ParseFailure
 from .store import Store
@@ -45,15 +46,22 @@ class AccountResult:
         return [x for f in self.folders for x in f.failures]
 
 
+ADD_ACCOUNT = (
+    "add one with `supportcli init --host imap.example.com --username you@shop.example "
+    "--password-command CMD`"
+)
+
+
 def configured_accounts(settings: Settings, names: Sequence[str] = ()) -> list[Any]:
     from .accounts import accounts_from_config
+    from .config import locate_error
 
-    accounts = accounts_from_config(settings.raw, settings.config_path)
+    try:
+        accounts = accounts_from_config(settings.raw, settings.config_path)
+    except ConfigError as exc:  # name the file and line of the key
+        raise locate_error(settings, exc) from None
     if not accounts:
-        raise ConfigError(
-            f"no IMAP account in {settings.config_path}",
-            hint="run `supportcli init` to add one, or give a mailbox PATH",
-        )
+        raise NoAccountError(f"no IMAP account in {settings.config_path}", hint=ADD_ACCOUNT)
     unknown = [n for n in names if n not in accounts]
     if unknown:
         raise UsageError(
@@ -80,7 +88,8 @@ def sync(
         with open_source(account, interactive=interactive, **source_options) as source:
             for folder in account.folders:
                 result.folders.append(
-                    _sync_folder(store, source, account.name, folder, since, progress)
+                    _sync_folder(store, source, account.name, folder, since, progress,
+                                 settings.order_pattern)
                 )
             if account.sent_folder:
                 replied = source.answered_ids(account.sent_folder, since)
@@ -97,10 +106,11 @@ def _sync_folder(
     folder: str,
     since: Any,
     progress: Callable[[int], None] | None,
+    order_pattern: re.Pattern[str] | None = None,
 ) -> FolderResult:
     result = FolderResult(folder)
     for raws, cursor in source.fetch_new(folder, store.cursor(account, folder), since):
-        parsed = [parse(raw) for raw in raws]
+        parsed = [parse(raw, order_pattern=order_pattern) for raw in raws]
         messages = [m for m in parsed if isinstance(m, Message)]
         failures = [m for m in parsed if isinstance(m, ParseFailure)]
         added, dupes = store.add_batch(messages, failures, cursor)

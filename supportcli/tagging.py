@@ -61,7 +61,7 @@ def _atom(text: str) -> str:
 
 def tags_for(item: TriageItem) -> tuple[str, ...]:
     tags = [item.urgency, item.prediction.category]
-    if item.prediction.needs_review:
+    if item.review:
         tags.append("review")
     return tuple(_atom(t) for t in tags)
 

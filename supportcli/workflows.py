@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import prioritize, registry, resources
+from . import prioritize, resources
 from .config import Settings
 from .errors import SourceError, UsageError
-from .features import message_text
+from .model import registry
+from .model.text import message_input
 from .parse import parse, release_language_model
 from .records import Message, ParseFailure, Prediction, RawMessage, TriageItem
 from .sources import MessageSource
-from .sources.files import open_path
+from .sources.files import SingleFileSource, StdinSource, open_path
 from .store import Store, light_prediction
+
+if TYPE_CHECKING:
+    from .model.evaluation import EvaluationResult
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -34,7 +40,10 @@ class IngestResult:
 
 
 def ingest(
-    source: MessageSource, store: Store, progress: Callable[[int], None] | None = None
+    source: MessageSource,
+    store: Store,
+    progress: Callable[[int], None] | None = None,
+    order_pattern: re.Pattern[str] | None = None,
 ) -> IngestResult:
     """Parse every message of a source into the store; broken ones are recorded, not fatal.
 
@@ -50,10 +59,10 @@ def ingest(
                 result.duplicates += 1
                 result.message_ids.append(known[digest])
                 continue
-            parsed = parse(raw, digest)
+            parsed = parse(raw, digest, order_pattern)
             if isinstance(parsed, ParseFailure):
-                result.failures.append(parsed)
-                log.warning("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
+                result.failures.append(parsed)  # the command reports them, once
+                log.debug("skipped %s %s: %s", parsed.source, parsed.key, parsed.reason)
             else:
                 batch.append(parsed)
         added, dupes = store.add_messages(batch)
@@ -77,19 +86,33 @@ def ingest(
     return result
 
 
+def load_model(settings: Settings) -> registry.LoadedModel:
+    """The active model; when the shipped default was built for other inputs, it is rebuilt
+    from the bundled samples into the state dir first (once)."""
+    try:
+        return registry.load_active(settings)
+    except registry.RebuildNeeded as need:
+        from .model import training
+
+        log.warning("%s: rebuilding it from the bundled samples into %s (once)",
+                    need.message, need.directory)
+        training.train_default(need.directory, settings=settings)
+        return registry.load_active(settings)
+
+
 def classify_messages(
-    store: Store, loaded: registry.LoadedModel, messages: list[Message]
+    store: Store, loaded: registry.LoadedModel, messages: list[Message], timezone: str = "UTC"
 ) -> dict[str, Prediction]:
     """Predictions for messages, reusing the ones stored for this model."""
     known = store.predictions(loaded.model_id)
     todo = [m for m in messages if m.message_id not in known]
     for start in range(0, len(todo), CLASSIFY_BATCH):
-        _predict(store, loaded, todo[start : start + CLASSIFY_BATCH], known)
+        _predict(store, loaded, todo[start : start + CLASSIFY_BATCH], known, timezone)
     return {m.message_id: known[m.message_id] for m in messages}
 
 
 def classify_ids(
-    store: Store, loaded: registry.LoadedModel, message_ids: list[str]
+    store: Store, loaded: registry.LoadedModel, message_ids: list[str], timezone: str = "UTC"
 ) -> dict[str, Prediction]:
     """Like classify_messages, reading the full messages from the store a batch at a time,
     so a big mailbox never sits in memory twice. The predictions returned are light (no
@@ -100,15 +123,17 @@ def classify_ids(
     for start in range(0, len(todo), CLASSIFY_BATCH):
         batch = store.messages(message_ids=todo[start : start + CLASSIFY_BATCH])
         fresh: dict[str, Prediction] = {}
-        _predict(store, loaded, batch, fresh)
+        _predict(store, loaded, batch, fresh, timezone)
         known.update((i, light_prediction(p, memo)) for i, p in fresh.items())
     return {i: known[i] for i in message_ids if i in known}
 
 
 def _predict(
-    store: Store, loaded: registry.LoadedModel, batch: list[Message], known: dict[str, Prediction]
+    store: Store, loaded: registry.LoadedModel, batch: list[Message], known: dict[str, Prediction],
+    timezone: str,
 ) -> None:
-    predictions = loaded.model.predict([message_text(m) for m in batch], loaded.model_id)
+    inputs = [message_input(m, timezone) for m in batch]
+    predictions = loaded.model.predict(inputs, loaded.model_id)
     pairs = [(m.message_id, p) for m, p in zip(batch, predictions, strict=True)]
     store.save_predictions(pairs)
     known.update(pairs)
@@ -118,11 +143,12 @@ def _predict(
 class TriageRequest:
     path: str | None = None
     demo: bool = False
+    no_store: bool = False  # rank PATH in a store of its own, keeping nothing
     offline: bool = False  # rank what the store holds, without syncing first
     accounts: tuple[str, ...] = ()
     interactive: bool = False  # may prompt for a password
     as_of: datetime | None = None
-    since: datetime | None = None
+    since: datetime | timedelta | None = None  # a span counts back from the as-of time
     include_answered: bool = False
     limit: int | None = None
     category: str | None = None
@@ -140,6 +166,13 @@ class TriageResult:
     all_items: list[TriageItem] = field(default_factory=list)  # before filters
     predictions: dict[str, Prediction] = field(default_factory=dict)
     window: StoreWindow | None = None  # store-wide triage: what the store window left out
+    review_thresholds: dict[str, float] = field(default_factory=dict)
+    answered_threads: int = 0  # threads the shop has replied to, shown or not
+
+    @property
+    def awaiting(self) -> int:
+        """Threads awaiting a reply, before filters."""
+        return sum(1 for i in self.all_items if not i.answered)
 
 
 @dataclass(frozen=True)
@@ -160,9 +193,11 @@ class StoreWindow:
 
 
 def store_window(settings: Settings, store: Store, request: TriageRequest) -> StoreWindow:
-    since = (request.as_of or datetime.now(UTC)) - timedelta(days=settings.store_window_days)
-    if request.since is not None and request.since < since:
-        since = request.since  # an earlier --since widens the window
+    as_of = request.as_of or datetime.now(UTC)
+    since = as_of - timedelta(days=settings.store_window_days)
+    asked = as_of - request.since if isinstance(request.since, timedelta) else request.since
+    if asked is not None and asked < since:
+        since = asked  # an earlier --since widens the window
     return StoreWindow(since, settings.store_window_days, store.count_before(since))
 
 
@@ -171,11 +206,12 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     if request.demo:
         request.path = str(resources.demo_dir())
     own_store = store is None
-    store = store or Store(":memory:" if request.demo else settings.store_path)
+    scratch = request.demo or (request.no_store and bool(request.path))
+    store = store or Store(":memory:" if scratch else settings.store_path)
     window = None
     try:
         if request.path:
-            source_name, result = _ingest_path(store, request.path)
+            source_name, result = _ingest_path(store, request.path, settings.order_pattern)
             release_language_model()  # parsing is over: free its memory before classifying
             messages = store.messages(message_ids=result.message_ids, light=True)
         else:
@@ -183,8 +219,9 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
             release_language_model()
             window = store_window(settings, store, request)
             messages = store.messages(since=window.since, light=True)
-        loaded = registry.load_active(settings)
-        predictions = classify_ids(store, loaded, [m.message_id for m in messages])
+        loaded = load_model(settings)
+        ids = [m.message_id for m in messages]
+        predictions = classify_ids(store, loaded, ids, settings.timezone)
         answered = store.answered_ids()
     finally:
         if own_store:
@@ -194,11 +231,11 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if request.demo
         else datetime.now(UTC)
     )
-    items = rank_messages(
-        settings, messages, predictions, as_of, request.include_answered, answered
-    )
+    thresholds = review_thresholds(settings, loaded)
+    ranked = rank_messages(settings, messages, predictions, as_of, True, answered, thresholds)
+    items = ranked if request.include_answered else _renumber(i for i in ranked if not i.answered)
     return TriageResult(
-        _filter(items, request),
+        _filter(items, request, as_of),
         as_of,
         len(items),
         result,
@@ -207,14 +244,29 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         items,
         predictions,
         window,
+        thresholds,
+        answered_threads=sum(1 for i in ranked if i.answered),
     )
 
 
-def _rules(settings: Settings) -> prioritize.Rules:
-    """The ranking rules, built from the settings in this one place."""
-    return prioritize.Rules(
-        settings.category_weights, settings.sla_hours, frozenset(settings.shop_addresses)
-    )
+def _renumber(items: Iterable[TriageItem]) -> list[TriageItem]:
+    return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
+
+
+REVIEW_FLOOR = 0.5  # by default a label the model gives less than even odds is always marked
+
+
+def review_thresholds(settings: Settings, loaded: registry.LoadedModel) -> dict[str, float]:
+    """The confidence below which each label needs review: ``[triage] review_threshold`` when
+    set, else the model's own threshold (chosen by ``train`` from ``target_accuracy``), and
+    never below ``REVIEW_FLOOR``."""
+    if settings.review_threshold is not None:
+        return dict.fromkeys(("category", "urgency"), settings.review_threshold)
+    model = loaded.model
+    return {
+        "category": max(float(model.thresholds["category"]), REVIEW_FLOOR),
+        "urgency": max(float(model.thresholds["urgency"]), REVIEW_FLOOR),
+    }
 
 
 def rank_messages(
@@ -224,23 +276,34 @@ def rank_messages(
     as_of: datetime,
     include_answered: bool = False,
     answered: set[str] | frozenset[str] = frozenset(),
+    thresholds: dict[str, float] | None = None,
 ) -> list[TriageItem]:
     return prioritize.rank(
         prioritize.group_threads(messages),
         predictions,
-        _rules(settings),
+        prioritize.Rules.from_settings(settings, thresholds),
         as_of,
         include_answered=include_answered,
         answered=frozenset(answered),
     )
 
 
-def _ingest_path(store: Store, path: str) -> tuple[str, IngestResult]:
+def _ingest_path(
+    store: Store, path: str, order_pattern: re.Pattern[str] | None = None
+) -> tuple[str, IngestResult]:
     source = open_path(path)
-    result = ingest(source, store)
-    if not result.message_ids and not result.failures:
+    result = ingest(source, store, order_pattern=order_pattern)
+    if result.message_ids:
+        return source.name, result
+    if not result.failures:
         raise SourceError(f"no messages found in {path}")
-    return source.name, result
+    why = result.failures[0].reason
+    if isinstance(source, SingleFileSource | StdinSource):
+        raise SourceError(f"{'standard input' if path == '-' else path} is not a mail message "
+                          f"({why})")  # fmt: skip
+    raise SourceError(
+        f"no readable message in {path}: {len(result.failures)} could not be read (first: {why})"
+    )
 
 
 def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple[str, IngestResult]:
@@ -255,13 +318,14 @@ def _sync_all(settings: Settings, store: Store, request: TriageRequest) -> tuple
     )
 
 
-def _filter(items: list[TriageItem], request: TriageRequest) -> list[TriageItem]:
+def _filter(items: list[TriageItem], request: TriageRequest, as_of: datetime) -> list[TriageItem]:
     if request.category:
         items = [i for i in items if i.prediction.category == request.category]
     if request.min_urgency:
         items = [i for i in items if prioritize.urgency_at_least(i.urgency, request.min_urgency)]
-    if request.since:
-        items = [i for i in items if i.message.date >= request.since]
+    if request.since is not None:
+        since = as_of - request.since if isinstance(request.since, timedelta) else request.since
+        items = [i for i in items if i.message.date >= since]
     return items[: request.limit] if request.limit else items
 
 
@@ -281,7 +345,7 @@ def classify_file(settings: Settings, path: str, as_of: datetime | None = None) 
             f"classify takes one message; {path} holds {len(raws)}",
             hint="use `supportcli triage` for a mailbox",
         )
-    parsed = parse(raws[0])
+    parsed = parse(raws[0], order_pattern=settings.order_pattern)
     if isinstance(parsed, ParseFailure):
         raise SourceError(f"cannot parse {path}: {parsed.reason}")
     return classify_message(settings, parsed, as_of)
@@ -294,29 +358,39 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
     with Store(settings.store_path) as store:
         message = store.get_message(ref.strip().strip("<>"))
         if message is None:
-            raise SourceError(
+            raise UsageError(
                 f"no stored message with Message-ID {ref} and no such file",
                 hint="see the message_id column of `supportcli triage --format csv`",
             )
         threads = prioritize.group_threads(store.messages(since=message.date - timedelta(days=90)))
     thread = next((t for t in threads if message in t), [message])
-    followups = prioritize.followups_since_reply(thread, message, _rules(settings))
+    followups = prioritize.followups_since_reply(
+        thread, message, prioritize.Rules.from_settings(settings)
+    )
     return classify_message(settings, message, as_of, followups=followups)
 
 
 def classify_message(
     settings: Settings, message: Message, as_of: datetime | None = None, followups: int = 0
 ) -> ClassifyResult:
-    from .model import top_features
-
-    loaded = registry.load_active(settings)
-    text = message_text(message)
-    prediction = loaded.model.predict([text], loaded.model_id)[0]
-    item = prioritize.score(
-        message, prediction, _rules(settings), as_of or datetime.now(UTC), followups
-    )
+    loaded = load_model(settings)
+    item_input = message_input(message, settings.timezone)
+    prediction = loaded.model.predict([item_input], loaded.model_id)[0]
+    rules = prioritize.Rules.from_settings(settings, review_thresholds(settings, loaded))
+    item = prioritize.score(message, prediction, rules, as_of or datetime.now(UTC), followups)
     explanation = {
-        "category": top_features(loaded.model.category, text, prediction.category),
-        "urgency": top_features(loaded.model.urgency, text, prediction.urgency),
+        "category": loaded.model.explain(item_input, "category", prediction.category),
+        "urgency": loaded.model.explain(item_input, "urgency", prediction.urgency),
     }
     return ClassifyResult(message, prediction, item, explanation)
+
+
+def evaluate(settings: Settings, path: Path) -> EvaluationResult:
+    """The active model scored on a labelled set."""
+    from .model import dataset, evaluation
+
+    data = dataset.load(path)
+    if not data.inputs:
+        raise UsageError(f"{path} holds no labelled messages")
+    loaded = load_model(settings)
+    return evaluation.evaluate(loaded.model, loaded.model_id, data, str(path))

@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test runs with its own state dir (SUPPORTCLI_HOME) and no config."""
+"""Shared fixtures. Every test runs with its own state dir (SUPPORTCLI_HOME) and its own, absent,
+config file (SUPPORTCLI_CONFIG), so the machine's own config is never read."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def isolated_state(
 ) -> Path:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SUPPORTCLI_HOME", str(home))
-    monkeypatch.delenv("SUPPORTCLI_CONFIG", raising=False)
+    monkeypatch.setenv("SUPPORTCLI_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     return home

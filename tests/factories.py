@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from supportcli.records import Message, Prediction
+from supportcli.records import CueHit, Message, Prediction
+
+CHARGEBACK = CueHit("chargeback or payment dispute", "file a chargeback with my bank")
 
 
 def message(
@@ -52,7 +54,7 @@ def prediction(
     urgency: str = "normal",
     *,
     confidence: float = 0.9,
-    cues: tuple[str, ...] = (),
+    cues: tuple[CueHit, ...] = (),
     needs_review: bool = False,
 ) -> Prediction:
     others = {"urgent": 0.0, "high": 0.0, "normal": 0.0, "low": 0.0}

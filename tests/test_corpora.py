@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from supportcli.features import message_text
+from supportcli.model.text import message_text
 from supportcli.parse import parse
 from supportcli.records import Message, ParseFailure, RawMessage
 

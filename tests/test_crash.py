@@ -30,7 +30,8 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "supportcli", *args],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "SUPPORTCLI_HOME": str(home), **(env or {})},
+        env={**os.environ, "SUPPORTCLI_HOME": str(home),
+             "SUPPORTCLI_CONFIG": str(home / "config.toml"), **(env or {})},
     )  # fmt: skip
 
 
@@ -52,7 +53,8 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int,
     done = subprocess.run(
         [sys.executable, "-m", "supportcli", *args],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "SUPPORTCLI_HOME": str(home), **(env or {})},
+        env={**os.environ, "SUPPORTCLI_HOME": str(home),
+             "SUPPORTCLI_CONFIG": str(home / "config.toml"), **(env or {})},
     )  # fmt: skip
     return done.returncode, done.stderr
 
@@ -109,9 +111,9 @@ def test_train_killed_never_leaves_a_broken_active_model(tmp_path: Path) -> None
         kill_after(start(home, "train", "--force"), delay)
         os.environ["SUPPORTCLI_HOME"] = str(home)
         try:
-            from supportcli import registry
+            from supportcli import workflows
 
-            loaded = registry.load_active(load_settings())  # never half-written
+            loaded = workflows.load_model(load_settings())  # never half-written
             assert loaded.model.predict(["where is my parcel"], loaded.model_id)
         finally:
             del os.environ["SUPPORTCLI_HOME"]

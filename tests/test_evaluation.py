@@ -12,7 +12,7 @@ import pytest
 
 from supportcli import resources
 from supportcli.cli import main
-from supportcli.evaluation import calibration
+from supportcli.model.evaluation import calibration
 
 DEMO = resources.demo_dir()
 
@@ -113,7 +113,8 @@ def test_a_message_of_unknown_words_is_triaged_and_explained(
     [row] = json.loads(capsys.readouterr().out)
     assert row["category"] and row["urgency"]
     assert main(["explain", str(inbox / "odd.eml"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["explanation"]["category"]
+    # nothing in it is known to the model, so nothing is named (no internal features either)
+    assert json.loads(capsys.readouterr().out)["explanation"] == {"category": [], "urgency": []}
 
 
 def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,7 +122,7 @@ def test_explain_by_message_id_after_triage(capsys: pytest.CaptureFixture[str]) 
     first = json.loads(capsys.readouterr().out)[0]
     assert main(["explain", first["message_id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["message_id"] == first["message_id"]
-    assert main(["explain", "<nope@nowhere>"]) == 4
+    assert main(["explain", "<nope@nowhere>"]) == 2  # as label set and show: a bad argument
 
 
 def test_each_command_names_itself_on_its_panel(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,3 +131,49 @@ def test_each_command_names_itself_on_its_panel(capsys: pytest.CaptureFixture[st
     assert "supportcli explain" in capsys.readouterr().out
     assert main(["classify", message]) == 0
     assert "supportcli classify" in capsys.readouterr().out
+
+
+def test_evaluate_names_the_row_of_an_unknown_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "set.csv"
+    data.write_text("subject,body,category,urgency\nhi,where is order 12345,order_status,normal\n"
+                    "x,refund please,returns_refunds,urgentish\n", encoding="utf-8")
+    assert main(["evaluate", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, line 3: unknown urgency 'urgentish' (did you mean urgent?)" in err
+    data.write_text("subject,body,category,urgency\nhi,where is order 12345,order_stat,normal\n",
+                    encoding="utf-8")
+    assert main(["evaluate", str(data)]) == 2
+    assert "line 2: unknown category 'order_stat'" in capsys.readouterr().err
+
+
+def test_scikit_learn_warnings_never_reach_the_user(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "one.csv"  # one class only: scikit-learn warns about the matrix shape
+    data.write_text("subject,body,category,urgency\nhi,where is my order 12345,order_status,"
+                    "normal\n", encoding="utf-8")
+    assert main(["evaluate", str(data)]) == 0  # warnings are errors under pytest
+    assert "Warning" not in capsys.readouterr().err
+
+
+def test_evaluate_warns_when_the_set_overlaps_the_training_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = resources.samples_dir()
+    with (samples / "labels.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:4]
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for row in rows:
+        (folder / Path(row["file"]).name).write_bytes((samples / row["file"]).read_bytes())
+    with (folder / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "category", "urgency"])
+        writer.writerows([Path(r["file"]).name, r["category"], r["urgency"]] for r in rows)
+    assert main(["evaluate", str(folder), "--format", "json"]) == 0
+    assert "4 of the 4 messages are in the active model's training data" in (
+        capsys.readouterr().err)
+    assert main(["evaluate", str(DEMO), "--format", "json"]) == 0
+    assert "training data" not in capsys.readouterr().err

@@ -42,14 +42,14 @@ SCREEN = re.compile(rf"│{_GAP}id{_GAP}([^\s\x1b]+).*?"
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     """Load the active model once; when it had to be rebuilt, its directory is reused."""
-    from supportcli import registry
+    from supportcli import workflows
     from supportcli.config import load_settings
 
     home = tmp_path_factory.mktemp("model-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUPPORTCLI_HOME", str(home))
-        mp.delenv("SUPPORTCLI_CONFIG", raising=False)
-        registry.load_active(load_settings())
+        mp.setenv("SUPPORTCLI_CONFIG", str(home / "config.toml"))
+        workflows.load_model(load_settings())
     models = home / "models"
     return models if models.is_dir() else None
 
@@ -139,7 +139,9 @@ def test_accept_correct_skip_undo_quit(home: Path, children: list[pexpect.spawn]
     assert next_screen(child) == (third, 3)
     assert labels(home)[second] == ("wholesale_partnership", "low")
 
-    child.send("f")  # the full message: same message, quoted history shown
+    child.send("f")  # the full message, paged; q goes back to the same message
+    child.expect(r"page 1/\d+ · Space/Enter/f next page")
+    child.send("q")
     assert next_screen(child) == (third, 3)
     child.send("x")  # an unknown key is refused, nothing saved
     child.expect("unknown key 'x'")
@@ -256,5 +258,55 @@ def test_screen_shows_hostile_mail_as_plain_text(tmp_path: Path) -> None:
     assert "[bold red]URGENT[/] click" in text
     assert "\x1b" not in text and "cleared?" in text
     assert "more lines hidden — press f" in text
-    assert "model: no prediction" in text
+    assert re.search(r"model +no prediction", text)
     assert "message 1/1 · labelled 0 · skipped 0 · labels: none yet" in text
+
+
+def _demo_session(tmp_path: Path) -> tuple[object, list[object]]:
+    from supportcli import labelling
+    from supportcli.config import CATEGORIES, URGENCIES
+
+    store = Store(tmp_path / "s.db")
+    ingest(open_path(str(resources.demo_dir())), store)
+    messages = store.messages()
+    return labelling.Session(store, messages, CATEGORIES, URGENCIES, {}), messages
+
+
+def test_the_header_and_the_keys_fit_80_by_24(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from supportcli.commands.label_screen import screen
+
+    session, messages = _demo_session(tmp_path)
+    for message in messages:
+        for picked, notice in ((None, ""), ("returns_refunds", "saved complaint / urgent")):
+            console = Console(record=True, width=80, height=24, color_system=None)
+            console.print(screen(session, message, picked=picked, notice=notice,  # type: ignore[arg-type]
+                                 width=80, height=24))
+            lines = console.export_text().splitlines()
+            assert len(lines) <= 23, (message.subject, len(lines))  # type: ignore[attr-defined]
+            assert max(len(line) for line in lines) <= 80
+            head = "\n".join(lines[:6])
+            for name in ("from", "date", "subject", "model"):
+                assert re.search(rf"│ {name} ", head), head
+            assert lines[-1 if not notice else -2].strip().startswith(
+                ("Enter/a accept", "returns_refunds: urgency"))
+
+
+def test_f_pages_the_full_message(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from supportcli.commands.label_screen import KeyReader, page_message
+
+    _, messages = _demo_session(tmp_path)
+    longest = max(messages, key=lambda m: len(m.text_new) + len(m.text_quoted))  # type: ignore[attr-defined]
+    console = Console(record=True, width=80, height=12, color_system=None)
+    keys = KeyReader(io.StringIO(" \nb\nq\n"))
+    page_message(longest, keys, console)  # type: ignore[arg-type]
+    text = console.export_text()
+    pages = re.findall(r"page (\d+)/(\d+) · Space/Enter/f next page", text)
+    assert [p for p, _ in pages] == ["1", "2", "1"] and int(pages[0][1]) >= 2
+    assert text.count(longest.subject) == 3  # type: ignore[attr-defined]
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from factories import message
 
-from supportcli import dataset, labelling, resources
+from supportcli import labelling, resources
 from supportcli.config import CATEGORIES, URGENCIES
 from supportcli.errors import UsageError
+from supportcli.model import dataset
 from supportcli.parse import parse
 from supportcli.records import Message, Prediction, RawMessage
 from supportcli.store import Store
@@ -372,7 +373,7 @@ def test_export_eml_parses_back_as_samples(store: Store, tmp_path: Path) -> None
     assert any(wanted[mid].text_quoted for mid in wanted)
     # the folder is a valid training set for `dataset`
     data = dataset.load_folder(out)
-    assert len(data.texts) == 4 and sorted(data.categories) == sorted(r["category"] for r in rows)
+    assert len(data.inputs) == 4 and sorted(data.categories) == sorted(r["category"] for r in rows)
 
 
 # --- audit ---------------------------------------------------------------------------------

@@ -81,3 +81,12 @@ def test_installed_wheel_triages_the_demo_outside_the_checkout(wheel: Path, tmp_
         check=True,
     )
     assert located.stdout.startswith(str(target))
+    shipped = target / "supportcli" / "_models" / "default" / "model.joblib"
+    before = shipped.stat().st_mtime_ns
+    refused = subprocess.run(
+        [sys.executable, "-m", "supportcli", "train", "--default"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "is installed" in refused.stderr and "--output" in refused.stderr
+    assert shipped.stat().st_mtime_ns == before

@@ -8,6 +8,7 @@ exact tuple, why a message counts as automated, the language code.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as StdMessage
 from pathlib import Path
@@ -462,10 +463,31 @@ def test_order_numbers_in_every_spelling_in_order_of_appearance():
         ("ORD-2026-0042 and ORD-2026-0043", ("ORD-2026-0042", "ORD-2026-0043")),
         ("call 555 0199, postcode 90210, price &#8364;", ()),
         ("", ()),
+        # the shop's own letters-dash-digits numbers next to an order word
+        ("Grinder arrived broken (order NW-48213)", ("NW-48213",)),
+        ("Order #NW-48034 - status?", ("NW-48034",)),
+        ("Bestellung NW-48177 - wann wird versendet?", ("NW-48177",)),
+        ("orders NW-48213 and NW-48214", ("NW-48213", "NW-48214")),  # same prefix: both
+        ("Bestell-Nr. 12345", ("12345",)),
+        ("Shopify: Order #1001 confirmed", ("1001",)),
+        ("WooCommerce: your order #123 has shipped", ("123",)),  # small numbers after a label
+        ("Amazon order 123-1234567-1234567", ("123-1234567-1234567",)),
+        ("see 112-7654321-7654321 in Seller Central", ("112-7654321-7654321",)),
+        ("eBay order number 12-34567-89012", ("12-34567-89012",)),
+        # not orders
+        ("I want to order 250 bags", ()),
+        ("COVID-19 slowed the courier; ref CH-2611-04", ()),
+        ("I will order 2026-11-20 or later", ()),
     ],
 )
 def test_find_order_numbers(text, numbers):
     assert find_order_numbers(text) == numbers
+
+
+def test_the_shops_own_pattern_adds_order_numbers():
+    pattern = re.compile(r"\b(NWC\d{6})\b")
+    assert find_order_numbers("about NWC123456 and #10234") == ("10234",)
+    assert find_order_numbers("about NWC123456 and #10234", pattern) == ("NWC123456", "10234")
 
 
 # --- automated mail ------------------------------------------------------------------------

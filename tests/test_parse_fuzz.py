@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supportcli.features import message_text
+from supportcli.model.text import message_text
 from supportcli.parse import parse
 from supportcli.records import Message, ParseFailure, RawMessage
 

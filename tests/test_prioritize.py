@@ -1,13 +1,18 @@
-"""Ranking rules: pure functions, checked on hand-made threads."""
+"""Ranking rules: pure functions, checked on hand-made threads: cue-forced urgency, the rules
+built from the settings, and one lateness for triage and the report."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from factories import message, prediction
+import pytest
+from factories import CHARGEBACK, message, prediction
 
-from supportcli.config import DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS
-from supportcli.prioritize import Rules, group_threads, rank, score
+from supportcli.config import DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, Settings, load_settings
+from supportcli.prioritize import FORCING_CUES, NOT_FORCED, Rules, group_threads, rank, score
+from supportcli.records import CueHit
+from supportcli.report import overdue_by_urgency
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RULES = Rules(DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, frozenset({"support@shop.example"}))
@@ -29,7 +34,7 @@ def test_urgent_beats_normal_and_automated_sinks() -> None:
         "r@x", sender="noreply@e.com", automated="Precedence: bulk", date=NOW - timedelta(days=5)
     )
     preds = {
-        "u@x": prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",)),
+        "u@x": prediction("billing_payment", "urgent", cues=(CHARGEBACK,)),
         "n@x": prediction("product_question", "normal"),
         "r@x": prediction("other", "low"),
     }
@@ -138,3 +143,63 @@ def test_thanks_and_vendor_chasers_never_escalate() -> None:
         [item] = rank([thread], preds, RULES, NOW)
         assert item.followups == 2
         assert item.urgency == urgency, category
+
+
+# -- cue-forced urgency: the model reports the cues, ranking decides what they mean ---------
+
+
+def test_a_forcing_cue_makes_a_message_urgent_and_quotes_the_words() -> None:
+    calm = prediction("billing_payment", "normal", cues=(CHARGEBACK,))
+    item = score(message(), calm, RULES, NOW)
+    assert item.urgency == "urgent"
+    assert item.terms[0].reason.startswith(
+        "urgent: chargeback or payment dispute cue: 'file a chargeback with my bank'")
+
+
+def test_cues_never_force_urgency_on_automated_mail_or_on_feedback_and_vendors() -> None:
+    robot = message(automated="Auto-Submitted: auto-generated")
+    assert score(robot, prediction("billing_payment", "normal", cues=(CHARGEBACK,)),
+                 RULES, NOW).urgency == "normal"
+    for category in NOT_FORCED:
+        assert score(message(), prediction(category, "low", cues=(CHARGEBACK,)),
+                     RULES, NOW).urgency == "low"
+    order = CueHit("mentions an order", "where is my order")  # not a forcing cue
+    assert score(message(), prediction("order_status", "normal", cues=(order,)),
+                 RULES, NOW).urgency == "normal"
+
+
+def test_forcing_cues_are_cues_the_model_knows() -> None:
+    from supportcli.model.cues import CUE_NAMES
+
+    assert set(FORCING_CUES) <= set(CUE_NAMES)
+
+
+# -- the rules come from the settings in one place, lateness is computed one way ------------
+
+
+def _settings(tmp_path: Path, hours: bool) -> Settings:
+    config = tmp_path / "config.toml"
+    extra = 'business_hours = "Mon-Fri 09:00-17:30"\n' if hours else ""
+    config.write_text('[triage]\nshop_addresses = ["Support@Shop.Example"]\n'
+                      f'[report]\ntimezone = "Europe/London"\n{extra}', encoding="utf-8")
+    return load_settings(config)
+
+
+def test_rules_from_settings_keep_shop_addresses_and_business_hours(tmp_path: Path) -> None:
+    rules = Rules.from_settings(_settings(tmp_path, hours=True))
+    assert rules.shop_addresses == frozenset({"support@shop.example"})
+    assert rules.business_hours is not None and rules.business_hours.tz == "Europe/London"
+    assert Rules.from_settings(_settings(tmp_path, hours=False)).business_hours is None
+
+
+@pytest.mark.parametrize("hours", [True, False])
+def test_triage_and_the_report_agree_on_lateness(tmp_path: Path, hours: bool) -> None:
+    """Sent Saturday 10:00, seen Monday 08:00: 46 h of wall clock, no business hours."""
+    settings = _settings(tmp_path, hours)
+    sent, seen = datetime(2026, 11, 21, 10, tzinfo=UTC), datetime(2026, 11, 23, 8, tzinfo=UTC)
+    item = score(message(date=sent), prediction("product_question", "normal"),
+                 Rules.from_settings(settings), seen)
+    waiting = next(t for t in item.terms if t.name == "waiting")
+    overdue = overdue_by_urgency([item], settings.sla_hours, seen, settings.business_hours)
+    assert ("past the 24 h target" in waiting.reason) == bool(overdue) == (not hours)
+    assert waiting.reason.startswith("waiting 0 min of business hours" if hours else "waiting 46 h")

@@ -1,18 +1,22 @@
-"""Which model loads: trusted directories only, hash checked before unpickling, and a
-scikit-learn version change rebuilds the default model instead of unpickling across versions."""
+"""Which model loads: trusted directories only, the hash checked before unpickling, and a
+model used only for the inputs it was trained with (its fingerprint): the shipped default is
+rebuilt once, a shop's own model is refused with a hint, never used silently."""
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 from pathlib import Path
 
 import pytest
 
-from supportcli import artifacts, registry, resources
+from supportcli import resources, workflows
+from supportcli.cli import main
 from supportcli.config import load_settings
 from supportcli.errors import ModelError
+from supportcli.model import artifacts, cues, registry
 
 
 def test_default_model_loads_and_predicts() -> None:
@@ -30,6 +34,31 @@ def test_model_outside_trusted_directories_is_refused_before_unpickling(tmp_path
         artifacts.load(elsewhere, registry.trusted_roots(load_settings()))
 
 
+class _Trap:
+    """Unpickling this touches a file: proof that a model file was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_tampered_model_is_refused_before_unpickling(
+    isolated_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = isolated_state / "models" / "v1"
+    shutil.copytree(resources.default_model_dir(), version)
+    marker = tmp_path / "unpickled"
+    (version / "model.joblib").write_bytes(pickle.dumps(_Trap(marker)))
+    registry.set_active(load_settings(), "v1")
+    with pytest.raises(ModelError, match=r"does not match its meta\.json"):
+        registry.load_active(load_settings())
+    assert main(["classify", str(resources.demo_dir() / "demo-002.eml")]) == 5
+    assert "refusing to load it" in capsys.readouterr().err
+    assert not marker.exists()
+
+
 def test_missing_active_version_falls_back_to_default(
     isolated_state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -41,37 +70,52 @@ def test_missing_active_version_falls_back_to_default(
     assert "missing" in caplog.text
 
 
-def test_version_mismatch_rebuilds_default_into_state_dir_once(
+def _shipped_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **fingerprint: str) -> Path:
+    old = tmp_path / "shipped" / "default"
+    shutil.copytree(resources.default_model_dir(), old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta["fingerprint"].update(fingerprint)
+    (old / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(resources, "default_model_dir", lambda: old)
+    return old
+
+
+def test_a_scikit_learn_version_change_rebuilds_the_default_once(
     tmp_path: Path,
     isolated_state: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    old = tmp_path / "shipped" / "default"
-    shutil.copytree(resources.default_model_dir(), old)
-    meta = json.loads((old / "meta.json").read_text())
-    meta["versions"]["scikit-learn"] = "0.99"
-    (old / "meta.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(resources, "default_model_dir", lambda: old)
-
+    _shipped_copy(tmp_path, monkeypatch, **{"scikit-learn": "0.99"})
+    with pytest.raises(registry.RebuildNeeded, match=r"scikit-learn 0\.99 -> "):
+        registry.load_active(load_settings())  # loading never trains: it says so
     with caplog.at_level(logging.WARNING):
-        loaded = registry.load_active(load_settings())
+        loaded = workflows.load_model(load_settings())  # the workflow decides to rebuild
     assert "rebuilding" in caplog.text
     assert loaded.directory == isolated_state / "models" / registry.REBUILT_DEFAULT
     rebuilt = loaded.directory / "model.joblib"
     stamp = rebuilt.stat().st_mtime_ns
     caplog.clear()
-    again = registry.load_active(load_settings())
+    again = workflows.load_model(load_settings())
     assert again.directory == loaded.directory
     assert rebuilt.stat().st_mtime_ns == stamp
     assert "rebuilding" not in caplog.text
 
 
-def test_models_of_the_schema_before_the_word_pairs_still_load() -> None:
-    import sklearn
-
-    versions = {"scikit-learn": sklearn.__version__}
-    assert not registry._version_mismatch({"versions": versions, "feature_schema": 3})
-    assert not registry._version_mismatch({"versions": versions, "feature_schema": 2})
-    assert registry._version_mismatch({"versions": versions, "feature_schema": 1})
-    assert registry._version_mismatch({"versions": versions, "feature_schema": 4})
+def test_editing_the_cue_list_rebuilds_the_default_and_refuses_a_shop_model(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One alternative inserted at the head of the chargeback cue: a model saved before is
+    never used silently."""
+    shop = isolated_state / "models" / "v1"
+    shutil.copytree(resources.default_model_dir(), shop)
+    first = cues.CUES[0]
+    edited = cues.Cue(first.name, (r"file a dispute", *first.patterns))
+    monkeypatch.setattr(cues, "CUES", (edited, *cues.CUES[1:]))
+    with pytest.raises(registry.RebuildNeeded, match=r"cues changed"):
+        registry.load_active(load_settings())
+    registry.set_active(load_settings(), "v1")
+    assert main(["classify", str(resources.demo_dir() / "demo-020.eml")]) == 5
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("was trained for other inputs (cues changed): not using it")
+    assert "retrain it with `supportcli train`" in err[1]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,14 @@ def test_fail_on_quiet_and_log_file(
     code, out, err = report(capsys, "--fail-on", "urgent", "--log-file", str(log_file),
                             "--output", str(tmp_path / "r.txt"))  # fmt: skip
     assert code == 10
-    assert out == "" and err == ""
+    assert out == ""
+    [waiting] = err.splitlines()  # one line says what is waiting
+    assert re.fullmatch(r"\d+ threads? at urgent or above awaiting a reply \(\d+ urgent\): "
+                        r"exit 10 \(--fail-on urgent\)", waiting), waiting
+    for quiet in (["--quiet", "report"], ["report", "--quiet"], ["report", "-q"]):
+        assert main([*quiet, "--offline", "--as-of", AS_OF, "--fail-on", "high", "-o",
+                     str(tmp_path / "q.txt")]) == 10  # fmt: skip
+        assert capsys.readouterr().err == ""  # --quiet before or after the command
     [line] = log_file.read_text().splitlines()
     assert "report ok" in line and "urgent=" in line
     assert main(["--quiet", "report", "--offline", "--as-of", AS_OF, "--output",
@@ -83,14 +91,16 @@ def test_fail_on_quiet_and_log_file(
 def test_since_last_report_advances_only_on_success(
     stocked: None, tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, first, _ = report(capsys)
+    code, _, _ = report(capsys, "--output", str(tmp_path / "first.txt"))
     assert code == 0
+    first = (tmp_path / "first.txt").read_text(encoding="utf-8")
     with Store(isolated_state / "supportcli.db") as store:
         runs = store.db.execute("SELECT status FROM runs WHERE command='report'").fetchall()
     assert [r[0] for r in runs] == ["ok"]
     broken = tmp_path / "broken.toml"
     broken.write_text('[report]\ntimezone = "Mars/Olympus"\n')
-    assert main(["--config", str(broken), "report", "--offline", "--as-of", AS_OF]) == 3
+    assert main(["--config", str(broken), "report", "--offline", "--as-of", AS_OF,
+                 "-o", str(tmp_path / "x.txt")]) == 3  # fmt: skip
     capsys.readouterr()
     with Store(isolated_state / "supportcli.db") as store:
         statuses = [r[0] for r in store.db.execute("SELECT status FROM runs ORDER BY id")]
@@ -167,3 +177,66 @@ def test_missing_smtp_password_is_exit_3_without_prompting(
     assert code == 3
     assert "no password source" in capsys.readouterr().err
     assert dict(os.environ) == env_before
+
+
+def last_marker(home: Path) -> object:
+    from supportcli.reporting import last_report_at
+
+    with Store(home / "supportcli.db") as store:
+        return last_report_at(store)
+
+
+def test_a_report_only_looked_at_does_not_move_the_marker(
+    stocked: None, tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = report(capsys)
+    assert code == 0 and "Last report never" in out
+    assert last_marker(isolated_state) is None
+    code, out, _ = report(capsys)
+    assert "Last report never" in out  # still: the first one was only looked at
+    assert report(capsys, "-o", str(tmp_path / "r.txt"))[0] == 0
+    assert str(last_marker(isolated_state)) == "2026-11-20 10:00:00+00:00"
+
+
+def test_as_of_never_moves_the_marker_backwards(
+    stocked: None, tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report(capsys, "-o", str(tmp_path / "now.txt"))[0] == 0
+    code = main(["report", "--offline", "--as-of", "2026-11-18T10:00:00+00:00",
+                 "-o", str(tmp_path / "old.txt")])  # fmt: skip
+    assert code == 0
+    assert str(last_marker(isolated_state)) == "2026-11-20 10:00:00+00:00"
+    assert "Last report Fri 20 Nov 2026" in (tmp_path / "old.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_demo_report_needs_no_imap_and_leaves_the_store_alone(
+    fmt: str, tmp_path: Path, isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / f"report.{fmt}"
+    code = main(["report", "--demo", "-f", fmt, "-o", str(target)])
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert code == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert "20 Nov 2026 09:40" in text  # as of the demo's newest message
+    assert "PayPal dispute opened" in text and "awaiting a reply" in text.lower()
+    if fmt == "html":
+        assert text.lstrip().lower().startswith("<!doctype html")
+    with Store(isolated_state / "supportcli.db") as store:
+        assert store.count_messages() == 0
+        assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_report_on_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = report(capsys, str(DEMO))
+    assert code == 0, err
+    assert "ANSWER FIRST" in out and "PayPal dispute opened" in out
+    code, _, err = report(capsys, str(tmp_path / "missing.mbox"))
+    assert code == 4 and "no such file" in err
+
+
+def test_readme_quick_start_shows_the_demo_report() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    quick_start = readme[: readme.index("## Daily use")]
+    assert "supportcli report --demo -f html -o report.html" in quick_start

@@ -12,8 +12,9 @@ from functools import cache
 
 import pytest
 
-from supportcli import artifacts, dataset, resources
+from supportcli import resources
 from supportcli.config import CATEGORIES, URGENCIES
+from supportcli.model import artifacts, dataset
 from supportcli.parse import parse
 from supportcli.records import Message, RawMessage
 

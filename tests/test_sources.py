@@ -223,6 +223,25 @@ def test_stdin_reads_one_message():
     assert subjects(StdinSource(stream=io.BytesIO(data))) == ["from stdin"]
 
 
+def test_an_mbox_on_stdin_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    box = tmp_path / "in.mbox"
+    mbox = mailbox.mbox(box)
+    for n in range(5):
+        mbox.add(make_mail(f"message {n}", "From the start, this line is no separator."))
+    mbox.close()
+    source = StdinSource(stream=io.BytesIO(box.read_bytes()))
+    raws = list(source.iter_messages())
+    assert [r.source for r in raws] == ["stdin"] * 5
+    assert subjects(StdinSource(stream=io.BytesIO(box.read_bytes()))) == [
+        f"message {n}" for n in range(5)
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mbox"]  # the spool file is gone
+
+
 def test_dash_means_stdin():
     assert isinstance(open_path("-"), StdinSource)
 

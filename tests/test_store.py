@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from factories import message, prediction
+from factories import CHARGEBACK, message, prediction
 
 from supportcli.errors import StoreError
 from supportcli.records import ParseFailure, SyncCursor
@@ -89,7 +89,7 @@ def test_light_reads_keep_what_ranking_needs_and_share_repeated_values(tmp_path:
             blank = {"text_new": "", "text_quoted": "", "text_signature": "", "content_hash": ""}
             assert lean == replace(full, **blank)
         assert light[0].flags is light[2].flags and light[0].to is light[1].to
-        p = prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",))
+        p = prediction("billing_payment", "urgent", cues=(CHARGEBACK,))
         store.save_predictions([(f"m{i}@x", p) for i in range(3)])
         lean_p = store.predictions("test", light=True)
         assert lean_p["m0@x"] == replace(p, category_probs={})
@@ -100,7 +100,7 @@ def test_light_reads_keep_what_ranking_needs_and_share_repeated_values(tmp_path:
 def test_predictions_labels_cursors_failures(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
         store.add_messages([message("a@x")])
-        p = prediction("billing_payment", "urgent", cues=("chargeback or payment dispute",))
+        p = prediction("billing_payment", "urgent", cues=(CHARGEBACK,))
         store.save_predictions([("a@x", p)])
         assert store.predictions("test")["a@x"] == p
         assert store.predictions("other-model") == {}
@@ -185,7 +185,7 @@ def test_store_and_models_are_private_under_umask_022(
 ) -> None:
     """Customer mail: the state dir 0700, the store and its WAL files 0600, saved models
     (they hold words from the mail) 0600 in 0700 folders, and no notice when new."""
-    from supportcli import artifacts
+    from supportcli.model import artifacts
 
     home = tmp_path / "new" / "home"
     with Store(home / "supportcli.db") as store:

@@ -210,3 +210,55 @@ def test_the_guard_scores_both_models_on_labels_neither_was_trained_on(
     later, out = _comparison(capsys)
     assert later["method"] == "holdout" and later["holdout"] == 8
     assert "on your newest 8 labels, which neither model was trained on" in out
+
+
+def test_train_progress_counts_the_fits_of_each_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import sys
+
+    from joblib import Parallel, delayed
+
+    from supportcli.commands import train_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    seen: list[str] = []
+
+    class Recording:
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def __enter__(self) -> Recording:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def add_task(self, description: str, total: object = None) -> int:
+            seen.append(description)
+            return 0
+
+        def update(self, task: int, description: str) -> None:
+            seen.append(description)
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr("rich.progress.Progress", Recording)
+    with train_progress.train_progress(quiet=False):
+        Parallel(n_jobs=1)(delayed(abs)(-n) for n in range(3))
+        Parallel(n_jobs=1)(delayed(abs)(-n) for n in range(2))
+        print("a line of its own", file=sys.stderr)
+    assert seen[0] == "step 1: reading the labelled messages"
+    assert "step 1: 3 of 3 fits done (cross-validation folds and the final model)" in seen
+    assert any(s.startswith("step 2: 2 of 2 fits done") for s in seen)
+    assert "[Parallel" not in terminal.getvalue()  # joblib's own lines are not shown
+    assert "a line of its own" in terminal.getvalue()
+    seen.clear()
+    with train_progress.train_progress(quiet=True):
+        Parallel(n_jobs=1)(delayed(abs)(-n) for n in range(2))
+    assert seen == []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +19,19 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import Settings
+
+
+class Urgency(StrEnum):
+    urgent = "urgent"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+class Security(StrEnum):
+    ssl = "ssl"
+    starttls = "starttls"
+    plain = "plain"
 
 
 AccountOption = Annotated[
@@ -38,6 +54,17 @@ class Context:
     def interactive(self) -> bool:
         """A person at a terminal, who may be asked for a password."""
         return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+@contextmanager
+def without_an_account(instead: str) -> Iterator[None]:
+    """Add what this command can do without an IMAP account to the no-account error."""
+    from ..errors import NoAccountError
+
+    try:
+        yield
+    except NoAccountError as exc:
+        raise NoAccountError(exc.message, hint=f"{exc.hint}; or, without one, {instead}") from None
 
 
 def get_context(ctx: typer.Context) -> Context:
@@ -69,12 +96,19 @@ def note_window(window: Any, quiet: bool) -> None:
 
 def parse_when(value: str | None, *, name: str) -> datetime | None:
     """An ISO date/time, or a span back from now such as 24h, 3d, 2w."""
+    when = parse_since(value, name=name)
+    return datetime.now(UTC) - when if isinstance(when, timedelta) else when
+
+
+def parse_since(value: str | None, *, name: str) -> datetime | timedelta | None:
+    """An ISO date/time, or a span such as 24h, 3d, 2w (which the caller counts back from the
+    time it ranks as of)."""
     if value is None:
         return None
     value = value.strip()
     units = {"h": 1, "d": 24, "w": 24 * 7}
     if value[:-1].isdigit() and value[-1:].lower() in units:
-        return datetime.now(UTC) - timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
+        return timedelta(hours=int(value[:-1]) * units[value[-1].lower()])
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError, ExitCode, UsageError
-from .common import AccountOption, get_context, note_window, stderr_console, stdout_console
+from .common import (
+    AccountOption,
+    Security,
+    Urgency,
+    get_context,
+    note_window,
+    stderr_console,
+    stdout_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,15 +34,21 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Account name.")] = "shop",
     host: Annotated[str | None, typer.Option("--host", help="IMAP server.")] = None,
     username: Annotated[str | None, typer.Option("--username", help="Login name.")] = None,
-    security: Annotated[str, typer.Option("--security", help="ssl, starttls or plain.")] = "ssl",
-    port: Annotated[int | None, typer.Option("--port", help="Default 993 (ssl) or 143.")] = None,
+    security: Annotated[
+        Security, typer.Option("--security", help="How to connect (plain needs --allow-insecure).")
+    ] = Security.ssl,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Default 993 (ssl) or 143.")
+    ] = None,
     folder: Annotated[
         list[str] | None, typer.Option("--folder", help="Folder to read (repeatable).")
     ] = None,
     sent_folder: Annotated[
         str | None, typer.Option("--sent-folder", help="Your Sent folder (answered detection).")
     ] = None,
-    days: Annotated[int, typer.Option("--days", help="How far back the first sync goes.")] = 30,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=36500, help="How far back the first sync goes.")
+    ] = 30,
     password_env: Annotated[
         str | None, typer.Option("--password-env", help="Read the password from this variable.")
     ] = None,
@@ -75,7 +89,7 @@ def init(
     table: dict[str, Any] = {
         "host": host,
         "username": username,
-        "security": security,
+        "security": security.value,
         "folders": list(folder or ["INBOX"]),
         "first_sync_days": days,
         "allow_insecure": allow_insecure,
@@ -91,7 +105,10 @@ def init(
         "auth": "xoauth2" if token_command else None,
     }
     table.update({k: v for k, v in optional.items() if v is not None})
-    account = account_from_table(name, table)
+    try:
+        account = account_from_table(name, table)
+    except ConfigError as exc:  # every value came from an option: a usage error
+        raise UsageError(exc.message, exc.hint) from None
     path = context.settings().config_path if context.config is None else context.config
     _write_account(path, name, write_account_toml(account), force)
     if keyring and prompt:
@@ -201,47 +218,52 @@ def doctor(
     ctx: typer.Context,
     account: AccountOption = None,
 ) -> None:
-    """Check config, credentials, network, TLS, login, folders and the model, one line each."""
+    """Check config, store and model, then each account's credentials, network, TLS, login and
+    folders, one line each. Exit 0 when everything checked works."""
     from .. import doctor as checks
-    from .. import sanitize
-    from ..sync import configured_accounts
+    from ..errors import NoAccountError
+    from ..sync import ADD_ACCOUNT, configured_accounts
 
     context = get_context(ctx)
-    settings = context.settings()
+    settings, found = checks.local_checks(context.config)
     console = stdout_console()
-    all_checks = []
-    for acct in configured_accounts(settings, tuple(account or ())):
-        found = checks.run_checks(
-            acct, interactive=context.interactive, extra=[lambda: _model_check(settings)]
-        )
-        console.print(f"account {acct.name}", markup=False, soft_wrap=True)
-        for check in found:
-            mark = "✓" if check.ok else "✗"
-            hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
-            # details may quote the server's own words: made safe like any untrusted text
-            line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
-            console.print(f"  {mark} {line}", markup=False, soft_wrap=True)
-        all_checks += found
-    if not checks.all_ok(all_checks):
-        raise typer.Exit(int(_exit_code(all_checks)))
+    _print_checks(console, "local use (config, store, model)", found)
+    accounts = []
+    if settings is not None:
+        try:
+            accounts = configured_accounts(settings, tuple(account or ()))
+        except NoAccountError:
+            if account:
+                raise
+            console.print(f"no IMAP account: {ADD_ACCOUNT}. Without one, `supportcli triage "
+                          "PATH` and `supportcli report --demo` work.", markup=False,
+                          soft_wrap=True)
+    for acct in accounts:
+        result = checks.run_checks(acct, interactive=context.interactive)
+        _print_checks(console, f"account {acct.name}", result)
+        found += result
+    if not checks.all_ok(found):
+        raise typer.Exit(int(_exit_code(found)))
 
 
-def _model_check(settings: Any) -> Any:
-    from .. import registry
-    from ..doctor import Check
-    from ..errors import ModelError
+def _print_checks(console: Any, title: str, found: list[Any]) -> None:
+    from .. import sanitize
 
-    try:
-        loaded = registry.load_active(settings)
-    except ModelError as exc:
-        return Check("model", False, exc.message, exc.hint or "")
-    return Check("model", True, f"{loaded.model_id} ({loaded.meta.get('n_samples', '?')} samples)")
+    console.print(title, markup=False)
+    for check in found:
+        mark = "✓" if check.ok else "✗"
+        hint = f"  (hint: {check.hint})" if check.hint and not check.ok else ""
+        # details may quote the server's own words: made safe like any untrusted text
+        line = sanitize.one_line(f"{check.name}: {check.detail}{hint}")
+        console.print(f"  {mark} {line}", markup=False, soft_wrap=True)
 
 
 def _exit_code(found: list[Any]) -> ExitCode:
     first = next(c for c in found if not c.ok and not c.skipped)
     if first.name in ("config", "credentials"):
         return ExitCode.CONFIG
+    if first.name == "store":
+        return ExitCode.STATE
     if first.name == "model":
         return ExitCode.MODEL
     return ExitCode.SOURCE
@@ -253,7 +275,7 @@ def tag(
         bool, typer.Option("--apply", help="Really change the mailbox (default: dry run).")
     ] = False,
     min_urgency: Annotated[
-        str | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
+        Urgency | None, typer.Option("--min-urgency", help="Only this urgency or higher.")
     ] = None,
     account: AccountOption = None,
     sync_first: Annotated[
@@ -270,11 +292,10 @@ def tag(
 
     context = get_context(ctx)
     settings = context.settings()
-    if min_urgency is not None and min_urgency not in settings.urgencies:
-        raise UsageError(f"unknown urgency {min_urgency!r}")
     with Store(settings.store_path) as store:
         result = tagging.plan(settings, store, accounts=tuple(account or ()),
-                              min_urgency=min_urgency, offline=not sync_first)  # fmt: skip
+                              min_urgency=min_urgency.value if min_urgency else None,
+                              offline=not sync_first)  # fmt: skip
         if apply and result.changes:
             result = tagging.apply(settings, store, result)
     console = stdout_console()
@@ -289,20 +310,29 @@ def tag(
             soft_wrap=True,
         )
     if not context.quiet:
-        count = f"{len(result.changes)} message(s)"
-        errors = stderr_console()
-        if result.run_id:
-            errors.print(f"run {result.run_id}: tagged {count}", markup=False)
-        elif apply:
-            errors.print("nothing to tag", markup=False)
-        else:
-            errors.print(f"would tag {count} (dry run: nothing changed; add --apply)",
-                         markup=False)  # fmt: skip
+        _tag_summary(result, apply)
         note_window(result.window, context.quiet)
-        if result.skipped:
-            errors.print(f"left {len(result.skipped)} message(s) alone:", markup=False)
-            for why in result.skipped[:10]:
-                errors.print(f"  {sanitize.for_log(why, 120)}", markup=False)
+
+
+LEFT_ALONE_SHOWN = 10  # reasons listed; the rest are counted
+
+
+def _tag_summary(result: Any, apply: bool) -> None:
+    from .. import sanitize
+
+    count = f"{len(result.changes)} message(s)"
+    if result.run_id:
+        lines = [f"run {result.run_id}: tagged {count}"]
+    elif apply:
+        lines = ["nothing to tag"]
+    else:
+        lines = [f"would tag {count} (dry run: nothing changed; add --apply)"]
+    if result.skipped:
+        lines.append(f"left {len(result.skipped)} message(s) alone:")
+        lines += [f"  {sanitize.for_log(why, 120)}" for why in result.skipped[:LEFT_ALONE_SHOWN]]
+        if len(result.skipped) > LEFT_ALONE_SHOWN:
+            lines.append(f"  …and {len(result.skipped) - LEFT_ALONE_SHOWN} more")
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def untag(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..labelling import AuditResult, Session
+    from ..model.text import ModelInput
     from ..store import Store
 
 label_app = typer.Typer(
@@ -82,7 +83,7 @@ def prepare(settings: Settings, store: Store, *, source: str | None = None,
             order: str = "uncertain", limit: int | None = None,
             category: str | None = None) -> Session:
     """The session over the store (or the messages of ``source``), queued and predicted."""
-    from .. import labelling, registry, workflows
+    from .. import labelling, workflows
     from ..sources.files import open_path
 
     if category is not None and category not in settings.categories:
@@ -91,7 +92,10 @@ def prepare(settings: Settings, store: Store, *, source: str | None = None,
     if len(settings.categories) > len(CATEGORY_KEYS):
         raise UsageError(f"too many categories for one key each (at most {len(CATEGORY_KEYS)})",
                          hint="use `label export` / `label import` instead")
-    ids = workflows.ingest(open_path(source), store).message_ids if source else None
+    ids = None
+    if source:
+        found = workflows.ingest(open_path(source), store, order_pattern=settings.order_pattern)
+        ids = found.message_ids
     messages = store.messages(message_ids=ids)
     if not messages:
         raise UsageError("no messages to label",
@@ -100,8 +104,8 @@ def prepare(settings: Settings, store: Store, *, source: str | None = None,
     pending = [m for m in messages if m.message_id not in labels]
     predictions = {}
     if pending:
-        loaded = registry.load_active(settings)
-        predictions = workflows.classify_messages(store, loaded, pending)
+        loaded = workflows.load_model(settings)
+        predictions = workflows.classify_messages(store, loaded, pending, settings.timezone)
     items = labelling.queue(pending, predictions, labels, order=order, limit=limit,
                             category=category, skipped=store.skipped())
     return labelling.Session(store, items, settings.categories, settings.urgencies, predictions)
@@ -127,7 +131,7 @@ def export_labels(
         "(the samples/ format).")] = None,
 ) -> None:
     """Write messages and their labels to a CSV (to edit in a spreadsheet) or as samples."""
-    from .. import labelling, registry, workflows
+    from .. import labelling, workflows
     from ..store import Store
 
     if file is None and eml is None:
@@ -136,8 +140,9 @@ def export_labels(
     with Store(settings.store_path) as store:
         if file is not None:
             messages = store.messages()
-            loaded = registry.load_active(settings) if messages else None
-            predictions = workflows.classify_messages(store, loaded, messages) if loaded else {}
+            loaded = workflows.load_model(settings) if messages else None
+            predictions = (workflows.classify_messages(store, loaded, messages, settings.timezone)
+                           if loaded else {})
             if str(file) == "-":
                 rows = labelling.write_csv(store, sys.stdout, predictions, messages)
             else:
@@ -223,20 +228,21 @@ def audit_labels(
 
 
 def _labelled_data(store: Store, with_samples: bool) -> tuple[
-        list[str], list[str], list[str], list[str], dict[str, str]]:
-    from .. import dataset, resources
-    from ..features import message_text
+        list[ModelInput], list[str], list[str], list[str], dict[str, str]]:
+    from .. import resources
+    from ..model import dataset
+    from ..model.text import message_input
 
     labels = store.labels()
     messages = store.messages(message_ids=list(labels))
-    texts = [message_text(m) for m in messages]
+    texts = [message_input(m) for m in messages]
     ids = [m.message_id for m in messages]
     categories = [labels[i][0] for i in ids]
     urgencies = [labels[i][1] for i in ids]
     subjects = {m.message_id: m.subject for m in messages}
     if with_samples:
         data = dataset.load_folder(resources.samples_dir())
-        texts += data.texts
+        texts += data.inputs
         categories += data.categories
         urgencies += data.urgencies
         ids += [f"samples:{name}" for name in data.names]

@@ -30,8 +30,6 @@ CATEGORY_KEYS = "123456789bcdeghijklmnoprtvwxyz"  # a, f, q, s, u are commands
 ENTER = "\n"
 BACK_KEYS = ("\x1b", "\x7f", "\x08")  # Esc, Backspace: leave the urgency choice
 QUIT_KEYS = ("q", "Q", "\x04")
-MAX_NEW_LINES = 40  # of the customer's new text shown before "press f" (fewer on a short screen)
-SCREEN_LINES = 22  # lines around the text: facts, choices, status, keys
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|O.)")  # arrows, F-keys: ignored
 
 
@@ -97,24 +95,72 @@ class KeyReader:
 
 def run_session(session: Session, keys: KeyReader, console: Console) -> None:
     """Show each message and apply keys until the queue ends or the user quits."""
-    full, picked, notice = False, None, ""
+    picked, notice = None, ""
     while (message := session.current()) is not None:
         if console.is_terminal:
             console.clear()
-        console.print(screen(session, message, full=full, picked=picked, notice=notice,
+        console.print(screen(session, message, picked=picked, notice=notice,
                              width=console.width, height=console.height))
         key = keys.read()
         if key in QUIT_KEYS:
             return
         if key == "f" and picked is None:
-            full, notice = not full, ""
+            page_message(message, keys, console)
+            notice = ""
             continue
         try:
             picked, notice = apply_key(session, key, picked)
         except UsageError as exc:
             picked, notice = None, exc.message
-        if session.current() is not message:
-            full = False
+
+
+PAGER_KEYS = "Space/Enter/f next page · b previous · q back to labelling"
+
+
+def page_message(message: Message, keys: KeyReader, console: Console) -> None:
+    """``f``: the whole message (new text, signature, quoted history, attachments), one
+    screen at a time, under a line saying whose it is."""
+    from rich.text import Text
+
+    from .. import sanitize
+
+    lines = _full_text(message).wrap(console, max(20, console.width))
+    per_page = max(3, console.height - 3)
+    pages = max(1, -(-len(lines) // per_page))
+    page = 0
+    while 0 <= page < pages:
+        if console.is_terminal:
+            console.clear()
+        who = f"{message.sender_name or message.sender_addr} · {message.date:%Y-%m-%d %H:%M}"
+        head = Text(sanitize.for_terminal(f"{who} · {message.subject or '(no subject)'}"),
+                    style="bold", no_wrap=True, overflow="ellipsis")
+        console.print(head)
+        for line in lines[page * per_page : (page + 1) * per_page]:
+            console.print(line, no_wrap=True, overflow="ellipsis")
+        console.print(Text(f"page {page + 1}/{pages} · {PAGER_KEYS}", style="dim", no_wrap=True,
+                           overflow="ellipsis"))
+        key = keys.read()
+        if key in ("q", "Q", *BACK_KEYS):
+            return
+        page += -1 if key == "b" else 1
+        page = max(page, 0)
+
+
+def _full_text(m: Message) -> Text:
+    from rich.text import Text
+
+    from .. import sanitize
+
+    text = Text(sanitize.clean_text(m.text_new).strip() or "(no new text)")
+    signature = sanitize.clean_text(m.text_signature).strip()
+    quoted = sanitize.clean_text(m.text_quoted).strip()
+    for extra in (f"-- \n{signature}" if signature else "", quoted):
+        if extra:
+            text.append("\n\n" + extra, style="dim")
+    for a in m.attachments:
+        text.append(sanitize.for_terminal(
+            f"\nattachment: {a.filename} ({a.content_type}, {a.size:,} bytes)"), style="bold")
+    return text
 
 
 def apply_key(session: Session, key: str, picked: str | None) -> tuple[str | None, str]:
@@ -146,71 +192,113 @@ def apply_key(session: Session, key: str, picked: str | None) -> tuple[str | Non
     return None, f"unknown key {key!r}"
 
 
-def screen(session: Session, message: Message, *, full: bool = False,
-           picked: str | None = None, notice: str = "", width: int = 100,
-           height: int = 60) -> RenderableType:
-    """One message with the model's opinion, the choices and the status line; the text is
-    cut so that the keys stay on a ``height``-line screen (``f`` shows all of it)."""
+def screen(session: Session, message: Message, *, picked: str | None = None,
+           notice: str = "", width: int = 100, height: int = 60) -> RenderableType:
+    """One message with the model's opinion in its header, the choices and the status line,
+    fitted to a ``width`` × ``height`` screen: the text is cut so that the header and the keys
+    stay visible (``f`` pages all of it)."""
+    from rich.console import Group
+
+    header, below = _header(session, message), _below(session, picked, notice, width)
+    # the screen's last line stays free for the cursor; one line parts header and text
+    budget = height - 2 - _rendered_lines(Group(_panel(header, None), *below), width)
+    body = _body(message, max(MIN_TEXT_LINES, budget), width - 4)
+    return Group(_panel(header, body), *below)
+
+
+MIN_TEXT_LINES = 3
+
+
+def _panel(header: RenderableType, body: RenderableType | None) -> RenderableType:
     from rich.console import Group
     from rich.panel import Panel
+    from rich.text import Text
+
+    inside = header if body is None else Group(header, Text(""), body)
+    return Panel(inside, title="message", title_align="left")
+
+
+def _header(session: Session, m: Message) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
     from .. import sanitize
 
-    m = message
     facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold", no_wrap=True)
-    facts.add_column()
+    facts.add_column(style="bold", no_wrap=True, min_width=len("automated"))
+    facts.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+
+    def row(name: str, value: str, style: str = "") -> None:
+        facts.add_row(name, Text(sanitize.for_terminal(value), style=style, no_wrap=True,
+                                 overflow="ellipsis"))
+
     sender = f"{m.sender_name} <{m.sender_addr}>" if m.sender_name else m.sender_addr
-    facts.add_row("from", Text(sanitize.for_terminal(sender)))
-    facts.add_row("date", m.date.strftime("%Y-%m-%d %H:%M UTC"))
-    facts.add_row("subject", Text(sanitize.for_terminal(m.subject or "(no subject)")))
-    for a in m.attachments:
-        about = f"{a.filename} ({a.content_type}, {a.size:,} bytes)"
-        facts.add_row("attachment", Text(sanitize.for_terminal(about)))
+    row("from", sender)
+    row("date", m.date.strftime("%Y-%m-%d %H:%M UTC"))
+    row("subject", m.subject or "(no subject)")
+    facts.add_row("model", _model_line(session))
+    if m.attachments:
+        names = ", ".join(a.filename for a in m.attachments)
+        row("attached", f"{len(m.attachments)}: {names}")
     if m.automated:
-        facts.add_row("automated", Text(sanitize.for_terminal(m.automated)))
-    facts.add_row("id", Text(sanitize.for_terminal(m.message_id), style="dim", overflow="fold"))
-    progress = session.progress()
-    parts: list[RenderableType] = [
-        Panel(Group(facts, Text(""), _body(m, full, _text_lines(m, height))), title="message",
-              title_align="left"),
-        _model_line(session), _choices(session, progress.categories, picked, width),
-        Text(f"message {progress.position + 1}/{progress.total} · labelled {progress.labelled}"
-             f" · skipped {progress.skipped} · labels: " + _counts(progress.categories)),
-        Text(f"{picked}: urgency 1-{len(session.urgencies)} · Enter the model's · Esc back"
-             if picked else "Enter/a accept · key picks a category · s skip · u undo · "
-             "f full message · q quit", style="dim"),
-    ]
-    if notice:
-        parts.append(Text(sanitize.for_terminal(notice), style="italic"))
-    return Group(*parts)
+        row("automated", m.automated)
+    row("id", m.message_id, style="dim")
+    return facts
 
 
-def _text_lines(m: Message, height: int) -> int:
-    return max(5, min(MAX_NEW_LINES, height - SCREEN_LINES - len(m.attachments)))
-
-
-def _body(m: Message, full: bool, max_lines: int = MAX_NEW_LINES) -> Text:
+def _below(session: Session, picked: str | None, notice: str, width: int) -> list[RenderableType]:
     from rich.text import Text
 
     from .. import sanitize
 
-    lines = sanitize.clean_text(m.text_new).strip().splitlines() or ["(no new text)"]
-    body = Text("\n".join(lines if full else lines[:max_lines]))
-    if not full and len(lines) > max_lines:
-        body.append(f"\n[{len(lines) - max_lines} more lines hidden — press f]", style="dim")
-    signature = sanitize.clean_text(m.text_signature).strip()
+    progress = session.progress()
+    parts: list[RenderableType] = [
+        _choices(session, progress.categories, picked, width),
+        Text(f"message {progress.position + 1}/{progress.total} · labelled {progress.labelled}"
+             f" · skipped {progress.skipped} · labels: " + _counts(progress.categories),
+             no_wrap=True, overflow="ellipsis"),
+        Text(f"{picked}: urgency 1-{len(session.urgencies)} · Enter the model's · Esc back"
+             if picked else "Enter/a accept · key: category · s skip · u undo · "
+             "f full message · q quit", style="dim"),
+    ]
+    if notice:
+        parts.append(Text(sanitize.for_terminal(notice), style="italic"))
+    return parts
+
+
+def _rendered_lines(renderable: RenderableType, width: int) -> int:
+    import io
+
+    from rich.console import Console
+
+    measure = Console(width=width, file=io.StringIO(), color_system=None)
+    return len(measure.render_lines(renderable, measure.options, pad=False))
+
+
+def _body(m: Message, max_lines: int, width: int) -> Text:
+    """The customer's new text, cut to ``max_lines`` screen lines (one of them then says how
+    much is hidden); a line says when quoted history is hidden."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from .. import sanitize
+
+    text = Text(sanitize.clean_text(m.text_new).strip() or "(no new text)")
+    lines = list(text.wrap(Console(width=max(width, 10), file=io.StringIO()), max(width, 10)))
     quoted = sanitize.clean_text(m.text_quoted).strip()
-    if full:
-        for extra in (f"-- \n{signature}" if signature else "", quoted):
-            if extra:
-                body.append("\n\n" + extra, style="dim")
-    elif quoted:
+    note = ""
+    if len(lines) > max_lines:
+        hidden = len(lines) - (max_lines - 1)
+        lines = lines[: max_lines - 1]
+        note = f"[{hidden} more lines hidden — press f]"
+    elif quoted and len(lines) < max_lines:
         n = len(quoted.splitlines())
-        body.append(f"\n[{n} line{'s' if n != 1 else ''} of quoted history hidden — press f]",
-                    style="dim")
+        note = f"[{n} line{'s' if n != 1 else ''} of quoted history hidden — press f]"
+    body = Text("\n").join(lines)
+    if note:
+        body.append("\n" + note, style="dim")
     return body
 
 
@@ -219,11 +307,9 @@ def _model_line(session: Session) -> Text:
 
     p = session.prediction()
     if p is None:
-        return Text("model: no prediction", style="magenta")
-    line = Text()
-    line.append("model: ", style="bold")
-    line.append(f"{p.category} ({p.category_confidence:.0%}) · {p.urgency} "
-                f"({p.urgency_confidence:.0%})")
+        return Text("no prediction", style="magenta")
+    line = Text(f"{p.category} ({p.category_confidence:.0%}) · {p.urgency} "
+                f"({p.urgency_confidence:.0%})", no_wrap=True, overflow="ellipsis")
     if p.needs_review:
         line.append(" · unsure", style="magenta")
     return line
@@ -235,11 +321,14 @@ def _choices(session: Session, counts: dict[str, int], picked: str | None,
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table.grid(padding=(0, 3))
-    columns = max(1, min(4, width // 31))
+    from ..render import short_category
+
+    wide = width >= 4 * 31  # four columns of full names; else short names ("billing")
+    grid = Table.grid(padding=(0, 2))
+    columns = 4 if wide else max(1, min(4, width // 19))
     for _ in range(columns):
-        grid.add_column(no_wrap=True)
-    cells = [Text(f"{key} {name} ({counts.get(name, 0)})",
+        grid.add_column(no_wrap=True, overflow="ellipsis")
+    cells = [Text(f"{key} {name if wide else short_category(name)} ({counts.get(name, 0)})",
                   style="reverse" if name == picked else "")
              for key, name in zip(CATEGORY_KEYS, session.categories, strict=False)]
     for start in range(0, len(cells), columns):

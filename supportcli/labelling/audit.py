@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 AUDIT_MIN_PER_CLASS = 5
 
@@ -25,7 +26,7 @@ class AuditResult:
     too_small: dict[str, dict[str, int]]  # target -> classes with too few labels to check
 
 
-def audit(texts: Sequence[str], categories: Sequence[str], urgencies: Sequence[str],
+def audit(texts: Sequence[Any], categories: Sequence[str], urgencies: Sequence[str],
           ids: Sequence[str], *, min_confidence: float = 0.8, folds: int = 5) -> AuditResult:
     """Labels that a model trained without them (cross-validated) confidently contradicts."""
     items: list[AuditItem] = []
@@ -39,7 +40,7 @@ def audit(texts: Sequence[str], categories: Sequence[str], urgencies: Sequence[s
     return AuditResult(items, len(texts), too_small)
 
 
-def _disagreements(target: str, texts: Sequence[str], labels: Sequence[str], ids: Sequence[str],
+def _disagreements(target: str, texts: Sequence[Any], labels: Sequence[str], ids: Sequence[str],
                    min_confidence: float, folds: int) -> tuple[list[AuditItem], dict[str, int]]:
     counts = Counter(labels)
     small = {c: n for c, n in sorted(counts.items()) if n < AUDIT_MIN_PER_CLASS}
@@ -49,7 +50,7 @@ def _disagreements(target: str, texts: Sequence[str], labels: Sequence[str], ids
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from ..model import SEED, build_pipeline
+    from ..model.classifier import SEED, build_pipeline
 
     y = np.asarray([labels[i] for i in keep])
     smallest = min(n for c, n in counts.items() if c not in small)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import re
 from datetime import UTC
 from email.utils import getaddresses
 
@@ -53,11 +54,14 @@ MAX_RAW_BYTES = 30 * 1024 * 1024  # larger messages are cut here before parsing
 MAX_BOUNDARY_LINES = 1000  # the message is cut before the next line starting with "--"
 
 
-def parse(raw: RawMessage, content_hash: str | None = None) -> Message | ParseFailure:
+def parse(
+    raw: RawMessage, content_hash: str | None = None, order_pattern: re.Pattern[str] | None = None
+) -> Message | ParseFailure:
     """Parse one message; never raises for anything the bytes contain. ``content_hash``: the
-    sha256 hex digest of ``raw.data``, when the caller has it already."""
+    sha256 hex digest of ``raw.data``, when the caller has it already; ``order_pattern``: the
+    shop's own order-number pattern (``[triage] order_pattern``)."""
     try:
-        return _parse(raw, content_hash or hashlib.sha256(raw.data).hexdigest())
+        return _parse(raw, content_hash or hashlib.sha256(raw.data).hexdigest(), order_pattern)
     except RecursionError:
         return ParseFailure(raw.source, raw.key, "MIME structure nested too deeply")
     except MemoryError:
@@ -66,7 +70,9 @@ def parse(raw: RawMessage, content_hash: str | None = None) -> Message | ParseFa
         return ParseFailure(raw.source, raw.key, f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _parse(raw: RawMessage, content_hash: str) -> Message | ParseFailure:
+def _parse(
+    raw: RawMessage, content_hash: str, order_pattern: re.Pattern[str] | None = None
+) -> Message | ParseFailure:
     data = raw.data
     warnings: list[str] = []
     if not data or not data.strip():
@@ -117,7 +123,9 @@ def _parse(raw: RawMessage, content_hash: str) -> Message | ParseFailure:
         text_signature=signature,
         is_html=is_html,
         attachments=tuple(attachments),
-        order_numbers=find_order_numbers(subject + "\n" + (body if relayed_by else new)),
+        order_numbers=find_order_numbers(
+            subject + "\n" + (body if relayed_by else new), order_pattern
+        ),
         automated=automated,
         language=detect_language(new or quoted or subject),
         content_hash=content_hash,

@@ -104,7 +104,8 @@ class SingleFileSource:
 
 @dataclass
 class StdinSource:
-    """One message on standard input (``-``)."""
+    """Standard input (``-``): one message, or a whole mbox when it starts with a ``From ``
+    line (``cat inbox.mbox | supportcli triage -``)."""
 
     stream: BinaryIO | None = None
 
@@ -114,9 +115,28 @@ class StdinSource:
         stream = self.stream or sys.stdin.buffer
         try:
             data = stream.read(MAX_MESSAGE_BYTES + 1)
+            if not data.startswith(b"From "):
+                yield RawMessage(self.name, "-", data, (), None)
+                return
+            yield from self._mbox(data, stream)
         except OSError as exc:
             raise SourceError(f"cannot read standard input: {exc}") from None
-        yield RawMessage(self.name, "-", data, (), None)
+
+    def _mbox(self, head: bytes, rest: BinaryIO) -> Iterator[RawMessage]:
+        """The mbox is spooled to a private temporary file (mode 0600) that the mailbox
+        library reads like any mbox file, then deleted."""
+        import shutil
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="supportcli-stdin-", suffix=".mbox")
+        try:
+            with os.fdopen(fd, "wb") as spool:
+                spool.write(head)
+                shutil.copyfileobj(rest, spool)
+            for raw in MboxSource(Path(name)).iter_messages():
+                yield RawMessage(self.name, raw.key, raw.data, raw.flags, raw.received)
+        finally:
+            os.unlink(name)
 
 
 @dataclass

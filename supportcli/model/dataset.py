@@ -1,5 +1,5 @@
 """Labelled data on disk: an ``.eml`` folder with ``labels.csv`` (``file,category,urgency``), or
-a CSV with ``subject,body,category,urgency`` columns."""
+a CSV with ``subject,body,category,urgency`` columns, as model inputs and labels."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SourceError
-from .features import message_text, to_text
-from .parse import parse
-from .records import Message, ParseFailure, RawMessage
+from ..errors import SourceError
+from ..parse import parse
+from ..records import Message, ParseFailure, RawMessage
+from .text import ModelInput, message_input, to_text
 
 
 @dataclass(frozen=True)
 class LabelledSet:
-    texts: list[str]
+    inputs: list[ModelInput]
     categories: list[str]
     urgencies: list[str]
     messages: list[Message | None]  # None for CSV rows
@@ -53,35 +53,27 @@ def load_folder(folder: Path) -> LabelledSet:
     labels = folder / "labels.csv"
     rows = _read_rows(labels)
     _check_columns(labels, rows, {"file", "category", "urgency"})
-    out = LabelledSet([], [], [], [], [])
+    messages = []
     for row in rows:
-        file = folder / row["file"]
         try:
-            data = file.read_bytes()
+            data = (folder / row["file"]).read_bytes()
         except OSError as exc:
             raise SourceError(f"{labels}: cannot read {row['file']}: {exc.strerror}") from None
         parsed = parse(RawMessage(f"samples:{folder.name}", row["file"], data))
         if isinstance(parsed, ParseFailure):
             raise SourceError(f"{labels}: {row['file']} cannot be parsed: {parsed.reason}")
-        out.texts.append(message_text(parsed))
-        out.categories.append(row["category"].strip())
-        out.urgencies.append(row["urgency"].strip())
-        out.messages.append(parsed)
-        out.names.append(row["file"])
-    return out
+        messages.append(parsed)
+    return LabelledSet([message_input(m) for m in messages],
+                       [r["category"].strip() for r in rows], [r["urgency"].strip() for r in rows],
+                       list(messages), [r["file"] for r in rows])
 
 
 def load_csv(path: Path) -> LabelledSet:
     rows = _read_rows(path)
     _check_columns(path, rows, {"subject", "body", "category", "urgency"})
-    texts = [to_text(r["subject"] or "", r["body"] or "") for r in rows]
-    return LabelledSet(
-        texts,
-        [r["category"].strip() for r in rows],
-        [r["urgency"].strip() for r in rows],
-        [None] * len(rows),
-        [f"{path.name}:{i + 2}" for i in range(len(rows))],
-    )
+    return LabelledSet([ModelInput(to_text(r["subject"] or "", r["body"] or "")) for r in rows],
+                       [r["category"].strip() for r in rows], [r["urgency"].strip() for r in rows],
+                       [None] * len(rows), [f"{path.name}:{i + 2}" for i in range(len(rows))])
 
 
 def folder_hash(folder: Path) -> str:

@@ -1,15 +1,14 @@
-"""Model directories: ``model.joblib`` + ``meta.json``.
-
-A joblib file is a pickle, and unpickling runs code, so a model file is code. Loading checks,
-before anything is unpickled, that the directory is one supportcli itself manages (the
-shipped default or the state dir's ``models/``) and that the file's sha256 matches
-``meta.json``. Saving writes to a temp file, fsyncs and renames, so the active model is never
-a half-written file. A model holds words from the mail: its files are 0600 in a 0700 folder.
+"""Model directories: ``model.joblib`` + ``meta.json``. A joblib file is a pickle, so a model
+file is code: before unpickling, loading checks that the directory is one supportcli manages
+(the shipped default or the state dir's ``models/``) and that the file's sha256 matches
+``meta.json``. Saving writes a temp file, fsyncs and renames: never a half-written model.
+A model holds words from the mail: its files are 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -18,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, private
-from .errors import ModelError
+from .. import __version__, private
+from ..errors import ModelError
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
@@ -36,11 +35,8 @@ def sha256_file(path: Path) -> str:
 def versions() -> dict[str, str]:
     import sklearn
 
-    return {
-        "supportcli": __version__,
-        "scikit-learn": sklearn.__version__,
-        "python": platform.python_version(),
-    }
+    return {"supportcli": __version__, "scikit-learn": sklearn.__version__,
+            "python": platform.python_version()}
 
 
 def _atomic_write(path: Path, data: bytes, mode: int = private.FILE_MODE) -> None:
@@ -65,11 +61,8 @@ def _atomic_write(path: Path, data: bytes, mode: int = private.FILE_MODE) -> Non
 def save(
     model: Any, directory: Path, meta: dict[str, Any], *, shared: bool = False
 ) -> dict[str, Any]:
-    """Write the model and its meta atomically; returns the full meta. A model holds words
-    from its training mail, so its files are 0600 in a 0700 folder, unless ``shared`` (the
-    shipped default, built from the bundled samples only: 0644)."""
-    import io
-
+    """Write the model and its meta atomically; returns the full meta. Its files are 0600 in
+    a 0700 folder, unless ``shared`` (the shipped default, from the bundled samples: 0644)."""
     import joblib
 
     if shared:
@@ -85,9 +78,8 @@ def save(
     # load refuses cleanly; managed models go to a fresh version directory that is activated
     # only after both files are complete, so the active model is never touched.
     _atomic_write(directory / MODEL_FILE, data, mode)
-    _atomic_write(
-        directory / META_FILE, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode(), mode
-    )
+    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
+    _atomic_write(directory / META_FILE, text.encode(), mode)
     return full
 
 
@@ -110,20 +102,17 @@ def load(directory: Path, trusted_roots: Iterable[Path]) -> tuple[Any, dict[str,
     directory = directory.resolve()
     roots = [Path(r).resolve() for r in trusted_roots]
     if not any(directory == root or root in directory.parents for root in roots):
-        raise ModelError(
-            f"refusing to load a model from {directory}: model files are code, and only "
-            "supportcli's own model directories are trusted"
-        )
+        raise ModelError(f"refusing to load a model from {directory}: model files are code, and "
+                         "only supportcli's own model directories are trusted")
     meta = read_meta(directory)
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"no model file {model_path}")
     actual = sha256_file(model_path)
     if actual != meta["sha256"]:
-        raise ModelError(
-            f"model file {model_path} does not match its meta.json (sha256 {actual[:12]}… "
-            f"expected {str(meta['sha256'])[:12]}…): refusing to load it"
-        )
+        raise ModelError(f"model file {model_path} does not match its meta.json (sha256 "
+                         f"{actual[:12]}… expected {str(meta['sha256'])[:12]}…): "
+                         "refusing to load it")
     import joblib
 
     try:

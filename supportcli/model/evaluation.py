@@ -1,0 +1,122 @@
+"""Scoring probabilities against labels: accuracy, macro-F1, per-class scores, the confusion
+matrix, coverage at the review threshold and calibration (reliability table, expected
+calibration error), for out-of-fold probabilities and for a saved model on a labelled set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+BINS = 10
+
+
+@dataclass
+class TargetReport:
+    name: str
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    labels: list[str]
+    confusion: list[list[int]]  # rows: true label, columns: predicted
+    threshold: float
+    coverage: float
+    covered_accuracy: float
+    ece: float
+    reliability: list[dict[str, float]]  # per confidence bin: range, count, confidence, accuracy
+    unknown_labels: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        """What a model's meta.json keeps of it."""
+        keys = ("accuracy", "macro_f1", "threshold", "coverage", "covered_accuracy", "ece")
+        return {**{k: round(float(getattr(self, k)), 4) for k in keys}, "per_class": self.per_class}
+
+
+@dataclass
+class EvaluationResult:
+    path: str
+    size: int
+    model_id: str
+    targets: list[TargetReport]
+
+
+def evaluate(model: Any, model_id: str, data: Any, path: str) -> EvaluationResult:
+    """``model`` (a ``TrainedModel``) scored on ``data`` (a ``dataset.LabelledSet``)."""
+    parts = zip(("category", "urgency"), (data.categories, data.urgencies),
+                (model.categories, model.urgencies), model.probabilities(data.inputs), strict=True)
+    targets = [score(name, truth, np.array(classes), probs, model.thresholds[name])
+               for name, truth, classes, probs in parts]
+    return EvaluationResult(path, len(data.inputs), model_id, targets)
+
+
+def score(name: str, truth: list[str], classes: np.ndarray, probs: np.ndarray,
+          threshold: float) -> TargetReport:
+    """The report of one target from its probabilities (columns: ``classes``)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.metrics import precision_recall_fscore_support as scores
+
+    predicted = [str(c) for c in classes[np.argmax(probs, axis=1)]] if len(truth) else []
+    confidence = probs.max(axis=1) if len(truth) else np.zeros(0)
+    labels = sorted(set(truth) | set(predicted))
+    precision, recall, f1, support = scores(truth, predicted, labels=labels, zero_division=0)
+    per_class = {label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
+                         "f1": round(float(f), 4), "support": int(s)}
+                 for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)}
+    correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)], dtype=bool)
+    covered = confidence >= threshold
+    ece, table = calibration(confidence, correct)
+    return TargetReport(
+        name=name,
+        accuracy=float(accuracy_score(truth, predicted)),
+        macro_f1=float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
+        per_class=per_class,
+        labels=labels,
+        confusion=confusion_matrix(truth, predicted, labels=labels).tolist(),
+        threshold=float(threshold),
+        coverage=float(covered.mean()),
+        covered_accuracy=float(correct[covered].mean()) if covered.any() else 0.0,
+        ece=ece,
+        reliability=table,
+        unknown_labels=sorted(set(truth) - {str(c) for c in classes}),
+    )
+
+
+def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
+    """The lowest confidence threshold whose covered part reaches ``target`` accuracy: sort by
+    confidence, descending; the accuracy of the top k is a running mean; the largest k whose
+    running accuracy still reaches the target gives the threshold."""
+    if len(confidence) == 0:
+        return 0.0
+    order = np.argsort(-confidence, kind="stable")
+    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.nonzero(running >= target)[0]
+    if len(ok) == 0:
+        return float(confidence.max()) + 1e-9  # nothing reaches the target: review everything
+    return float(confidence[order][ok[-1]])
+
+
+def calibration(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = BINS
+) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error and the reliability table over equal-width confidence bins.
+
+    ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b|: zero when, among messages the model
+    is 70% sure about, 70% are right, and so on for every bin.
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table: list[dict[str, float]] = []
+    ece = 0.0
+    n = len(confidence)
+    for low, high in pairwise(edges):
+        inside = (confidence > low) & (confidence <= high) if low > 0 else confidence <= high
+        count = int(inside.sum())
+        if not count:
+            continue
+        mean_conf = float(confidence[inside].mean())
+        accuracy = float(correct[inside].mean())
+        ece += count / n * abs(accuracy - mean_conf)
+        table.append({"low": round(float(low), 2), "high": round(float(high), 2), "count": count,
+                      "confidence": round(mean_conf, 4), "accuracy": round(accuracy, 4)})
+    return round(ece, 4), table
