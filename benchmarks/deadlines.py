@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-from supportcli import deadlines
+from supportcli.parse import deadlines
 
 TZ = timezone(timedelta(hours=1))
 MON = datetime(2026, 3, 2, 9, 40, tzinfo=TZ)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from supportcli import deadlines
+from supportcli.parse import deadlines
 
 CET = timezone(timedelta(hours=1))
 THURSDAY = datetime(2026, 3, 5, 10, 15, tzinfo=CET)

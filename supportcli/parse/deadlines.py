@@ -45,7 +45,7 @@ _DAYS: tuple[tuple[str, int, int], ...] = (
     (r"this weekend|dieses wochenende|am wochenende|ce week-end|este fin de semana"
      r"|questo weekend|dit weekend|este fim de semana", -6, 0),  # -6: the coming Saturday
 )
-_TOMORROW = 4  # the index of the bare "tomorrow" words in _DAYS
+_TOMORROW, _TODAY = 4, 7  # the indexes of the bare "tomorrow" and "today" words in _DAYS
 # Weekdays, Monday first; Portuguese needs "-feira" or a preposition ("segunda" is "second").
 _WEEKDAYS = (
     r"monday|montag|lundi|lunes|luned[iì]|maandag|segunda-feira|(?:na|até|para a) segunda",
@@ -187,7 +187,7 @@ def _groups(text: str) -> list[list[re.Match[str]]]:
         if atom.lastgroup == f"d{_TOMORROW}" and _NOT_TOMORROW.search(
                 text[max(0, atom.start() - 12):atom.start()]):
             continue  # "guten Morgen", "esta mañana": a morning, not tomorrow
-        if groups:
+        if groups and not (_is_day(atom) and any(_is_day(a) for a in groups[-1])):
             gap = text[groups[-1][-1].end():atom.start()]
             if len(gap) <= 24 and not _SENTENCE.search(gap) and len(gap.split()) <= 3:
                 groups[-1].append(atom)
@@ -241,8 +241,18 @@ def _resolve(text: str, atoms: list[re.Match[str]], sent: datetime) -> TimeMenti
     if _PROMISE.search(before) and re.search(r"\b(?:same[- ]day|today)\b", phrase, _F) and \
             re.search(r"\b(?:we|you|your)\b", before, _F):
         return None  # "you ship same day": the shop's promise
-    deadline = bool(prep) or bool(_EVENT.search(sentence))
+    if all(a.lastgroup == f"d{_TODAY}" for a in atoms):
+        # a bare "today" is said of the past as often as of a deadline ("it was delivered
+        # today"): only a preposition or an event or need right before it makes it one
+        deadline = bool(prep) or bool(_EVENT.search(" ".join(text[:phrase_start].split()[-4:])))
+    else:
+        deadline = bool(prep) or bool(_EVENT.search(sentence))
     return TimeMention(phrase, at, hours, deadline)
+
+
+def _is_day(atom: re.Match[str]) -> bool:
+    """A day (a day word, a weekday or a date): two of them are two mentions, not one."""
+    return atom.lastgroup == "date" or bool(re.fullmatch(r"[dw]\d+", atom.lastgroup or ""))
 
 
 def _clock(atom: re.Match[str]) -> tuple[int, int] | None:
