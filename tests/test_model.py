@@ -192,7 +192,8 @@ def test_views_teach_the_category_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_training_is_deterministic(trained: TrainedModel) -> None:
-    again = training.fit(*corpus())
+    """Also with the folds in two worker processes beside the final fit (as for big sets)."""
+    again = training.fit(*corpus(), n_jobs=2)
     texts = corpus(seed=5)[0]
     assert again.metrics == trained.metrics and again.thresholds == trained.thresholds
     for a, b in zip(again.probabilities(texts), trained.probabilities(texts), strict=True):

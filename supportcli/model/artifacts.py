@@ -25,11 +25,8 @@ META_FILE = "meta.json"
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -98,17 +95,18 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 def load(directory: Path, trusted_roots: Iterable[Path]) -> tuple[Any, dict[str, Any]]:
     """Verify and unpickle a model directory. Raises ModelError (exit 5) before unpickling
-    anything that is not trusted or not intact."""
+    anything that is not trusted or not intact; the bytes checked are the bytes unpickled."""
     directory = directory.resolve()
-    roots = [Path(r).resolve() for r in trusted_roots]
-    if not any(directory == root or root in directory.parents for root in roots):
+    if not any(directory == root or root in directory.parents
+               for root in (Path(r).resolve() for r in trusted_roots)):
         raise ModelError(f"refusing to load a model from {directory}: model files are code, and "
                          "only supportcli's own model directories are trusted")
-    meta = read_meta(directory)
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelError(f"no model file {model_path}")
-    actual = sha256_file(model_path)
+    meta, model_path = read_meta(directory), directory / MODEL_FILE
+    try:
+        data = model_path.read_bytes()
+    except OSError:
+        raise ModelError(f"no model file {model_path}") from None
+    actual = hashlib.sha256(data).hexdigest()
     if actual != meta["sha256"]:
         raise ModelError(f"model file {model_path} does not match its meta.json (sha256 "
                          f"{actual[:12]}… expected {str(meta['sha256'])[:12]}…): "
@@ -116,7 +114,6 @@ def load(directory: Path, trusted_roots: Iterable[Path]) -> tuple[Any, dict[str,
     import joblib
 
     try:
-        model = joblib.load(model_path)
+        return joblib.load(io.BytesIO(data)), meta
     except Exception as exc:
         raise ModelError(f"cannot load model {model_path}: {type(exc).__name__}") from None
-    return model, meta

@@ -60,8 +60,7 @@ def folds(labels: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 class Scores(ClassifierMixin, BaseEstimator):
-    """SVM scores computed elsewhere, passed through: wrapped in ``FrozenEstimator``, it lets
-    ``CalibratedClassifierCV`` fit its temperature on out-of-fold scores."""
+    """Scores computed elsewhere, passed through (for calibration on out-of-fold scores)."""
 
     def fit(self, X: Any, y: Any) -> Scores:
         self.classes_ = np.unique(y)
@@ -87,8 +86,7 @@ class Temperature(CalibratedClassifierCV):
 
 
 def temperature(classes: np.ndarray) -> Temperature:
-    """Temperature scaling of given scores: ``softmax(beta * scores)``, one beta fitted by
-    scikit-learn on the scores and labels it is given."""
+    """Temperature scaling (``softmax(beta * scores)``) of the scores it is fitted on."""
     return Temperature(FrozenEstimator(Scores().fit(None, classes)), method="temperature")
 
 
@@ -142,8 +140,7 @@ class SupportModel(BaseEstimator):
 
 @dataclass
 class OutOfFold:
-    """One target's cross-validated probabilities: each message scored by a model trained
-    without it (training keeps them, e.g. to choose a threshold)."""
+    """One target's probabilities, each message's from a model trained without it."""
 
     classes: np.ndarray
     labels: np.ndarray
@@ -244,16 +241,14 @@ _WORD = re.compile(r"\w+(?:['-]\w+)*")
 
 
 def _meaningful(words: Sequence[str], every: bool = False) -> bool:
-    """A word or phrase a reader recognises: not only function words, numbers or fragments
-    (``every``: no such word at all, for a pair of words apart)."""
+    """Not only (``every``: no) function words, numbers or fragments: a reader knows it."""
     known = [len(w) > 2 and not w.isdigit() and w not in FUNCTION_WORDS for w in words]
     return all(known) if every else any(known)
 
 
 def _readable(item: ModelInput, names: np.ndarray, weights: np.ndarray,
               chars: Any) -> list[tuple[str, float]]:
-    """(readable name, contribution) per column; character n-grams shared out over the words
-    of the text that hold them."""
+    """(readable name, contribution) per column; n-grams shared out over their words."""
     found = {hit.cue: hit for hit in cues.hits(item)}
     out: list[tuple[str, float]] = []
     grams: dict[str, float] = {}

@@ -5,7 +5,6 @@ calibration error), for out-of-fold probabilities and for a saved model on a lab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -84,9 +83,8 @@ def score(name: str, truth: list[str], classes: np.ndarray, probs: np.ndarray,
 
 
 def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
-    """The lowest confidence threshold whose covered part reaches ``target`` accuracy: sort by
-    confidence, descending; the accuracy of the top k is a running mean; the largest k whose
-    running accuracy still reaches the target gives the threshold."""
+    """The lowest confidence whose messages at or above it reach ``target`` accuracy (the
+    largest k whose top-k running accuracy, by confidence, still reaches it)."""
     if len(confidence) == 0:
         return 0.0
     order = np.argsort(-confidence, kind="stable")
@@ -111,26 +109,19 @@ def threshold_for_recall(is_member: Any, scores: Any, target: float) -> tuple[fl
     return float(cuts[i]), float(recall[i]), float(precision[i])
 
 
-def calibration(
-    confidence: np.ndarray, correct: np.ndarray, bins: int = BINS
-) -> tuple[float, list[dict[str, float]]]:
-    """Expected calibration error and the reliability table over equal-width confidence bins.
-
-    ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b|: zero when, among messages the model
-    is 70% sure about, 70% are right, and so on for every bin.
-    """
+def calibration(confidence: np.ndarray, correct: np.ndarray,
+                bins: int = BINS) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error and the reliability table over equal-width confidence bins
+    (each holds (low, high], the first [0, high]): ECE = Σ_b (n_b / n) · |accuracy_b − mean
+    confidence_b|, zero when, among messages the model is 70% sure about, 70% are right."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    table: list[dict[str, float]] = []
-    ece = 0.0
-    n = len(confidence)
-    for low, high in pairwise(edges):
-        inside = (confidence > low) & (confidence <= high) if low > 0 else confidence <= high
-        count = int(inside.sum())
-        if not count:
-            continue
-        mean_conf = float(confidence[inside].mean())
-        accuracy = float(correct[inside].mean())
-        ece += count / n * abs(accuracy - mean_conf)
-        table.append({"low": round(float(low), 2), "high": round(float(high), 2), "count": count,
-                      "confidence": round(mean_conf, 4), "accuracy": round(accuracy, 4)})
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    table, ece = [], 0.0
+    for b in np.unique(which).tolist():
+        inside = which == b
+        mean_conf, accuracy = float(confidence[inside].mean()), float(correct[inside].mean())
+        ece += float(inside.mean()) * abs(accuracy - mean_conf)
+        table.append({"low": round(float(edges[b]), 2), "high": round(float(edges[b + 1]), 2),
+                      "count": int(inside.sum()), "confidence": round(mean_conf, 4),
+                      "accuracy": round(accuracy, 4)})
     return round(ece, 4), table

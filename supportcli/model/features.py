@@ -40,13 +40,20 @@ def build_features() -> FeatureUnion:
     # 2,000 candidate words, the most informative about the labels; each text pairs its best 12
     pairs = WordPairs(max_words=2000, per_text=12, min_df=3, max_pairs=100_000)
     parts = [("words", words), ("chars", chars), ("cues", CueFeatures()), ("pairs", pairs)]
-    return FeatureUnion(parts, transformer_weights={"words": 1.0, "chars": 1.0, "cues": 0.5,
-                                                    "pairs": 0.6})
+    return Union(parts, transformer_weights={"words": 1.0, "chars": 1.0, "cues": 0.5, "pairs": 0.6})
+
+
+class Union(FeatureUnion):
+    """``FeatureUnion`` joining its sparse blocks in CSR directly (not through COO: faster)."""
+
+    def transform(self, X: Any, **params: Any) -> Any:
+        weights = self.transformer_weights or {}
+        return sparse.hstack([part.transform(X) * weights.get(name, 1.0)
+                              for name, part in self.transformer_list], format="csr")
 
 
 def fingerprint() -> dict[str, Any]:
-    """Everything that decides a model's inputs: a saved model is valid only for these (every
-    featurizer parameter, the cue specs, the text version and the libraries)."""
+    """What decides a model's inputs (featurizer, cues, text version, libraries)."""
     import sklearn
 
     params = {name: value for name, value in build_features().get_params(deep=True).items()
@@ -130,8 +137,7 @@ def _word_counts(items: Any) -> tuple[Any, list[str]]:
 
 
 def _frequent(counts: Any, min_df: int, limit: int | None) -> np.ndarray:
-    """The columns in ``min_df`` texts or more, and the ``limit`` most frequent of them, as
-    ``CountVectorizer`` keeps them."""
+    """The columns in ``min_df`` texts or more, the ``limit`` most frequent (as scikit-learn)."""
     mask = np.bincount(counts.indices, minlength=counts.shape[1]) >= min_df
     if limit is not None and mask.sum() > limit:
         totals = np.asarray(counts.sum(axis=0)).ravel()
@@ -205,8 +211,7 @@ class WordPairs(TransformerMixin, BaseEstimator):
         return list(vectorizer.get_feature_names_out()[best[score[best] > 0]])
 
     def pairs(self, item: Any) -> list[int]:
-        """The analyzer: the text's ``per_text`` best candidates paired, as keys a * n + b of
-        their ranks a < b (cheaper than strings; ``get_feature_names_out`` names them)."""
+        """The analyzer: the text's best candidates paired, as keys a * n + b of ranks a < b."""
         ranks, n = self.ranks_, len(self.words_)
         best = sorted({ranks[w] for w in _WORD.findall(lowered_text(item)) if w in ranks})
         return [a * n + b for a, b in combinations(best[: self.per_text], 2)]

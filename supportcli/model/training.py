@@ -71,14 +71,11 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
         params["views"] = np.empty(len(x), dtype=object)
         params["views"][:] = [tuple(v) for v in views]
     splits = folds(y, FOLDS if len(x) <= LARGE else 2)
-    with ThreadPoolExecutor(1) as pool:  # the folds' processes work while this one fits
-        scores = pool.submit(_out_of_fold_scores, x, y, splits, params, validate, n_jobs)
-        estimator = SupportModel().fit(x, y, **params)
+    jobs = (n_jobs or (2 if len(x) > 500 and os.cpu_count() != 1 else 1)) if validate else 0
+    estimator, oof = _fit_beside_folds(x, y, splits, params, jobs)
     model = TrainedModel(estimator, dict.fromkeys(TARGETS, 0.0),
                          {"target_accuracy": target_accuracy, "n_samples": len(x),
                           "urgent_recall": urgent_recall})
-
-    oof = scores.result()
     estimator.calibrate(estimator.decision_function(x) if oof is None else oof, y, w)
     if oof is not None:
         model.metrics["validation"] = f"{len(splits)}-fold cross-validation"
@@ -87,11 +84,19 @@ def fit(inputs: Sequence[ModelInput | str], categories: Sequence[str], urgencies
     return model
 
 
-def _out_of_fold_scores(x: list[ModelInput], y: np.ndarray, splits: list[Any],
-                        params: dict[str, Any], validate: bool, n_jobs: int | None) -> Any:
-    jobs = n_jobs or (2 if len(x) > 500 and os.cpu_count() != 1 else 1)
-    return cross_val_predict(SupportModel(), x, y, cv=splits, method="decision_function",
-                             params=params, n_jobs=jobs) if validate else None
+def _fit_beside_folds(x: list[ModelInput], y: np.ndarray, splits: list[Any],
+                      params: dict[str, Any], jobs: int) -> tuple[SupportModel, Any]:
+    """The final model and the folds' out-of-fold scores (none for 0 ``jobs``). Folds in worker
+    processes run while this process fits; never in a thread of it: liblinear's random
+    generator is global to a process, and the results would vary."""
+    def scores(n_jobs: int) -> list[np.ndarray]:
+        return cross_val_predict(SupportModel(), x, y, cv=splits, method="decision_function",
+                                 params=params, n_jobs=n_jobs)
+
+    with ThreadPoolExecutor(1) as pool:
+        background = pool.submit(scores, jobs) if jobs > 1 else None
+        estimator = SupportModel().fit(x, y, **params)
+    return estimator, background.result() if background else scores(1) if jobs else None
 
 
 def _score(model: TrainedModel, scores: list[np.ndarray], y: np.ndarray, splits: list[Any],
