@@ -82,6 +82,8 @@ class Temperature(CalibratedClassifierCV):
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Temperature:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Since FrozenEstimator does not appear to accept")
+            # the frozen scores are the same in every fold: a rare class does not matter
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
             return super().fit(X, y, sample_weight, **params)
 
 
