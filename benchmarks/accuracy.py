@@ -164,7 +164,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="at most 3,000 rows per set (other folds than today's figures)")
+    parser.add_argument("--blind", action="store_true",
+                        help="only the shipped model on the blind test set (benchmarks/blind)")
     args = parser.parse_args()
+    if args.blind:
+        import blind
+
+        blind.report()
+        return
     print(f"5-fold stratified CV, seed {SEED}: macro-F1 (accuracy); today = the replaced "
           f"featurizer on the same folds; ok = within {TOLERANCE} of today or above")
     print(f"{'set':22} {'n':>6} {'today':>15} {'supportcli':>15} {'change':>7} {'ok':>3} "

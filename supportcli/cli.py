@@ -369,7 +369,7 @@ def train(
     labels neither was trained on (unless --force); earlier models stay for `supportcli
     model use`.
     """
-    from . import render, resources, retraining
+    from . import prioritize, render, resources, retraining
     from .commands.train_progress import train_progress
     from .model import training
     from .store import Store
@@ -385,7 +385,8 @@ def train(
     with Store(settings.store_path) as store, train_progress(_ctx(ctx).quiet):
         has_labels = bool(store.labels())
         if output is not None or default or (not has_labels and in_checkout and not force):
-            result = training.train_default(output, settings=settings)
+            result = training.train_default(output, settings=settings,
+                                            caught=prioritize.cues_force_urgent)
         else:
             weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
             result = retraining.train_shop(settings, store, force=force, own_weight=weight)
@@ -394,6 +395,13 @@ def train(
     how = metrics.get("validation", "cross-validation")
     console.print(render.metrics_table(f"category ({how})", metrics["category"]))
     console.print(render.metrics_table(f"urgency ({how})", metrics["urgency"]))
+    for name, got in metrics.get("urgency_decision", {}).items():
+        console.print(
+            f"{name.replace('_', '-')} called recall-first (target recall "
+            f"{metrics.get('urgent_recall', 0.9):.2f}): cross-validated recall {got['recall']:.2f}"
+            f", precision {got['precision']:.2f} on {got['support']} messages",
+            markup=False, soft_wrap=True,
+        )
     if result.comparison.get("new"):
         console.print(render.comparison_table(result.comparison))
     if result.comparison.get("how"):

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ def default_config_path() -> Path:
 
 
 DEFAULT_TARGET_ACCURACY = 0.85  # accuracy on what the model labels on its own
+DEFAULT_URGENT_RECALL = 0.9  # recall first: the share of urgent mail train aims to catch
 DEFAULT_STORE_WINDOW_DAYS = 60  # how far back a store-wide triage, report or tag looks
 
 
@@ -88,6 +90,9 @@ class Settings:
     target_accuracy: float = DEFAULT_TARGET_ACCURACY  # `train` turns it into the threshold
     shop_addresses: tuple[str, ...] = ()
     timezone: str = "UTC"  # the shop's IANA time zone ([report] timezone)
+    deadline_hours: float = 36.0  # [triage] deadline_hours: a deadline this close is urgent
+    dispatch_cutoff: time | None = None  # [shop] dispatch_cutoff: cancel before it is urgent
+    urgent_recall: float = DEFAULT_URGENT_RECALL  # [model] urgent_recall: urgent mail to catch
     business_hours: BusinessHours | None = None  # None: response targets count every hour
     store_window_days: int = DEFAULT_STORE_WINDOW_DAYS
     order_pattern: re.Pattern[str] | None = None  # the shop's own order numbers
@@ -159,6 +164,10 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
             f"config: triage.store_window_days must be a whole number of days, got {window!r}"
         )
     order_pattern = _pattern(triage.get("order_pattern"), "triage.order_pattern")
+    shop, model = _table(data, "shop"), _table(data, "model")
+    recall = float(_number(model.get("urgent_recall", DEFAULT_URGENT_RECALL),
+                           "model.urgent_recall"))
+    horizon = float(_number(triage.get("deadline_hours", 36), "triage.deadline_hours"))
     state = data.get("state_dir")
     return replace(
         settings,
@@ -172,10 +181,25 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         shop_addresses=tuple(str(a).lower() for a in triage.get("shop_addresses", [])),
         order_pattern=order_pattern,
         target_accuracy=settings.target_accuracy if target is None else float(target),
-        timezone=str(_table(data, "report").get("timezone") or "UTC"),
+        timezone=str(shop.get("timezone") or _table(data, "report").get("timezone") or "UTC"),
         business_hours=from_config(_table(data, "report")),
         store_window_days=window,
+        deadline_hours=horizon,
+        dispatch_cutoff=_clock(shop.get("dispatch_cutoff"), "shop.dispatch_cutoff"),
+        urgent_recall=recall,
     )
+
+
+def _clock(value: Any, key: str) -> time | None:
+    """A "HH:MM" time of day, or None when not set."""
+    if value is None:
+        return None
+    try:
+        return time.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(
+            f"config: {key} must be a time such as \"14:00\", got {value!r}"
+        ) from None
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -277,6 +301,7 @@ SCHEMA: dict[str, Any] = {
     "triage": {
         "shop_addresses": _Value("strings"),
         "review_threshold": _Value("number", 0, 1),
+        "deadline_hours": _Value("number", 0, 24 * 14, above=True),
         "order_pattern": _STR,
         "store_window_days": _Value("int", 1, 36500),
         "category_weights": _Map(_Value("number", 0, 100), names="categories"),
@@ -284,7 +309,9 @@ SCHEMA: dict[str, Any] = {
     },
     "labels": {"extra_categories": _Value("strings"), "own_weight": _Value("number", 0, 100,
                                                                            above=True)},
-    "model": {"target_accuracy": _Value("number", 0, 1, above=True)},
+    "model": {"target_accuracy": _Value("number", 0, 1, above=True),
+              "urgent_recall": _Value("number", 0, 1, above=True)},
+    "shop": {"dispatch_cutoff": _STR, "timezone": _STR},
     "report": {"timezone": _STR, "business_hours": _STR, "shop_name": _STR},
     "smtp": {
         "host": _STR, "port": _PORT, "security": _Value("str", choices=("ssl", "starttls",

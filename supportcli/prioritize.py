@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from . import hours as bh
 from .config import Settings
+from .model import cues
+from .model.text import ModelInput
 from .records import CueHit, Message, Prediction, ScoreTerm, TriageItem
 
 # urgent is far ahead so that a fresh urgent message outranks a high one that has waited long
@@ -32,8 +34,17 @@ AUTOMATED_PENALTY = -60.0
 FORCING_CUES = frozenset({"chargeback or payment dispute", "legal threat", "safety problem",
                           "fraud or unauthorised charge", "deadline within a day",
                           "public review threat"})
-# … on mail about an order or the shop's service from a person only.
-NOT_FORCED = frozenset({"feedback", "spam_vendor", "other", "wholesale_partnership"})
+# … on mail from a person that the model did not file as praise, a pitch or "other" …
+NOT_FORCED = frozenset({"feedback", "spam_vendor", "other"})
+# … while automated mail and "other" (a marketplace or payment-processor notice) keep the cues
+# that say money is being taken back; a notice that a payout or the account is at risk is high.
+AT_RISK_CUES = frozenset({"chargeback or payment dispute", "fraud or unauthorised charge"})
+RISK_CUE = "money or account at risk"
+NEVER_RAISED = frozenset({"feedback", "spam_vendor"})
+DEFAULT_DEADLINE_HOURS = 36.0
+# A request to cancel or change an order, sent before the day's dispatch, is urgent.
+CANCEL_CUE = "cancel or change an order"
+CANCEL_CATEGORIES = frozenset({"cancellation", "shipping_delivery", "order_status"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,9 @@ class Rules:
     # below these confidences a label needs review ("category", "urgency"); empty: the
     # model's own verdict (``Prediction.needs_review``) marks the less certain label
     review_thresholds: Mapping[str, float] = field(default_factory=dict)
+    deadline_hours: float = DEFAULT_DEADLINE_HOURS  # a deadline this close is urgent
+    dispatch_cutoff: time | None = None  # the shop's daily dispatch, in ``timezone``
+    timezone: str = "UTC"
 
     @classmethod
     def from_settings(
@@ -53,7 +67,8 @@ class Rules:
         """The one place the ranking rules are built from the settings."""
         return cls(settings.category_weights, settings.sla_hours,
                    frozenset(settings.shop_addresses), settings.business_hours,
-                   dict(review_thresholds or {}))
+                   dict(review_thresholds or {}), settings.deadline_hours,
+                   settings.dispatch_cutoff, settings.timezone)
 
 
 def group_threads(messages: Sequence[Message]) -> list[list[Message]]:
@@ -125,7 +140,7 @@ def rank(
         prediction = predictions.get(last.message_id)
         if prediction is None:
             continue
-        followups = sum(1 for m in customer if m.sender_addr == last.sender_addr) - 1
+        followups = followups_since_reply(thread, last, rules, answered)
         history = threads_per_sender[last.sender_addr] - 1
         item = score(last, prediction, rules, as_of, followups, history, len(thread))
         items.append(replace(item, answered=True) if replied else item)
@@ -133,11 +148,59 @@ def rank(
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
 
-def forcing_cues(prediction: Prediction, message: Message) -> tuple[CueHit, ...]:
+def followups_since_reply(
+    thread: Sequence[Message], last: Message, rules: Rules, answered: frozenset[str] = frozenset()
+) -> int:
+    """How many times the sender of ``last`` wrote again since the shop last replied: after
+    the shop's own last message in the thread, or after their last message that a reply in
+    the Sent folder answered."""
+    since = 0
+    for m in thread:
+        if m.date > last.date:
+            break
+        if m.sender_addr in rules.shop_addresses or m.message_id in answered:
+            since = 0
+        elif m.sender_addr == last.sender_addr:
+            since += 1
+    return max(0, since - 1)
+
+
+# Mail that never escalates by being written again: a thank-you, a confirmation, a vendor
+# chasing its own pitch, automated mail.
+NO_FOLLOWUP_ESCALATION = frozenset({"feedback", "spam_vendor", "other"})
+
+
+def forcing_cues(prediction: Prediction, message: Message,
+                 rules: Rules | None = None) -> tuple[CueHit, ...]:
     """The cues that make this message urgent whatever the text model says."""
-    if message.automated or prediction.category in NOT_FORCED:
+    if prediction.category in NEVER_RAISED:
         return ()
-    return tuple(hit for hit in prediction.cues if hit.cue in FORCING_CUES)
+    allowed = AT_RISK_CUES if message.automated or prediction.category in NOT_FORCED else \
+        FORCING_CUES
+    horizon = (rules or Rules({}, {})).deadline_hours
+    return tuple(hit for hit in prediction.cues if hit.cue in allowed and (
+        hit.when is None or (hit.when - message.date).total_seconds() <= horizon * 3600))
+
+
+def cues_force_urgent(item: ModelInput) -> bool:
+    """Whether the cues alone would make this input urgent (whatever its category): what the
+    model's recall-first threshold need not catch itself (``train`` passes it to the model)."""
+    allowed = AT_RISK_CUES if item.automated else FORCING_CUES
+    return any(hit.cue in allowed and (hit.when is None or item.sent is None or (
+        hit.when - item.sent).total_seconds() <= DEFAULT_DEADLINE_HOURS * 3600)
+        for hit in cues.hits(item))
+
+
+def before_dispatch(prediction: Prediction, message: Message, rules: Rules) -> str:
+    """Why a cancel or change request is urgent when it came on a working day before the
+    shop's dispatch cut-off (``[shop] dispatch_cutoff``), or ""."""
+    if rules.dispatch_cutoff is None or prediction.category not in CANCEL_CATEGORIES:
+        return ""
+    hit = next((h for h in prediction.cues if h.cue == CANCEL_CUE), None)
+    local = message.date.astimezone(bh.zone(rules.timezone))
+    if hit is None or local.weekday() > 4 or local.time() >= rules.dispatch_cutoff:
+        return ""
+    return f"{hit.cue} cue: '{hit.text}' before the {rules.dispatch_cutoff:%H:%M} dispatch"
 
 
 def is_answered(
@@ -157,16 +220,40 @@ def is_answered(
     )
 
 
-def effective_urgency(prediction: Prediction, followups: int, message: Message) -> tuple[str, str]:
+def effective_urgency(prediction: Prediction, followups: int, message: Message,
+                      rules: Rules | None = None) -> tuple[str, str]:
     """The urgency used for ranking, and why it differs from the model's, if it does."""
-    forced = forcing_cues(prediction, message)
+    forced = forcing_cues(prediction, message, rules)
     if forced:
-        return "urgent", "; ".join(f"{hit.cue} cue: '{hit.text}'" for hit in forced)
+        return "urgent", "; ".join(describe_cue(hit, message) for hit in forced)
+    dispatch = before_dispatch(prediction, message, rules) if rules else ""
+    if dispatch:
+        return "urgent", dispatch
+    risk = next((h for h in prediction.cues if h.cue == RISK_CUE), None)
+    if risk and prediction.urgency in ("normal", "low") and prediction.category not in \
+            NEVER_RAISED:
+        return "high", describe_cue(risk, message)
+    if prediction.category in NO_FOLLOWUP_ESCALATION or prediction.urgency == "low":
+        return prediction.urgency, ""
     if followups >= 2 and prediction.urgency != "urgent":
         return "urgent", f"{_ordinal(followups + 1)} message from the customer in this thread"
     if followups == 1 and prediction.urgency in ("normal", "low"):
         return "high", "second message from the customer in this thread"
     return prediction.urgency, ""
+
+
+def describe_cue(hit: CueHit, message: Message) -> str:
+    """A cue as a reader recognises it: its name, the words it matched, and for a deadline the
+    moment it names on the writer's clock ("deadline within a day cue: 'by 4pm tomorrow' =
+    Fri 16:00, 30 h after it was sent")."""
+    text = f"{hit.cue} cue: '{hit.text}'"
+    if hit.when is None:
+        return text
+    local = hit.when.astimezone(message.local_date.tzinfo)
+    hours = max(0.0, (hit.when - message.date).total_seconds() / 3600)
+    when = f"{local:%a %H:%M}" if (local.hour, local.minute) != (0, 0) else f"{local:%a %-d %b}"
+    after = "the day it was sent" if hours < 1 else f"{hours:.0f} h after it was sent"
+    return f"{text} = {when}, {after}"
 
 
 def score(
@@ -178,7 +265,7 @@ def score(
     history: int = 0,
     thread_size: int = 1,
 ) -> TriageItem:
-    urgency, raised_by = effective_urgency(prediction, followups, message)
+    urgency, raised_by = effective_urgency(prediction, followups, message, rules)
     weight = rules.category_weights.get(prediction.category, 1.0)
     terms = [_urgency_term(prediction, urgency, raised_by, weight)]
     terms.append(_waiting_term(message.date, as_of, rules, urgency))
@@ -240,7 +327,11 @@ def review_labels(
     marks = []
     if prediction.category_confidence < thresholds.get("category", 0.0):
         marks.append("category")
-    if model_urgency and prediction.urgency_confidence < thresholds.get("urgency", 0.0):
+    if model_urgency and (
+        prediction.urgency_confidence < thresholds.get("urgency", 0.0)
+        or (prediction.urgency != "urgent"  # a notable chance that it is urgent after all
+            and prediction.urgency_probs.get("urgent", 0.0) >= thresholds.get("urgent_review", 2))
+    ):
         marks.append("urgency")
     return tuple(marks)
 

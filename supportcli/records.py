@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,13 @@ class Message:
     content_hash: str
     flags: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    utc_offset: int = 0  # minutes east of UTC in the Date header: the writer's own clock
+    relayed_by: str = ""  # the contact-form sender that relayed this customer's message
+
+    @property
+    def local_date(self) -> datetime:
+        """When it was sent, on the writer's own clock (what "tomorrow" means to them)."""
+        return self.date.astimezone(timezone(timedelta(minutes=self.utc_offset)))
 
 
 @dataclass(frozen=True, slots=True)

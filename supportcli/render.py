@@ -18,7 +18,7 @@ from rich.text import Text
 
 from . import sanitize
 from .export import REVIEW_NOTE
-from .prioritize import forcing_cues
+from .prioritize import describe_cue, forcing_cues
 from .records import Message, Prediction, TriageItem
 
 URGENCY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "default", "low": "dim"}
@@ -279,7 +279,7 @@ def message_panel(
         parts.append(runner_up_table(prediction))
         forced = forcing_cues(prediction, message)
         if forced and item is not None and item.urgency == "urgent":
-            why = "; ".join(map(str, forced))
+            why = "; ".join(describe_cue(hit, message) for hit in forced)
             parts.append(_t(f"urgency decided by a cue, not the text model: {why}", style="bold"))
     if item is not None:
         parts.append(score_table(item))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from . import resources
+from . import prioritize, resources
 from .config import Settings
 from .model import dataset, registry, training
 from .model.classifier import TrainedModel
@@ -60,7 +60,9 @@ def train_shop(settings: Settings, store: Store, *, force: bool = False,
         comparison["installed"] = "new" not in comparison or force or (
             comparison["new"]["mean_macro_f1"] + 1e-9 >= comparison["current"]["mean_macro_f1"])
     trained = _fit_rows(samples, own, range(n), own_weight,
-                        target_accuracy=settings.target_accuracy)
+                        target_accuracy=settings.target_accuracy,
+                        urgent_recall=settings.urgent_recall,
+                        caught=prioritize.cues_force_urgent)
     version = _new_version_name(settings)
     extra: dict[str, Any] = {"own_labels": n, "own_weight": own_weight,
                              "comparison": comparison,

@@ -206,6 +206,11 @@ def _m008_journal_intent_and_run_locks(db: sqlite3.Connection) -> None:
     )
 
 
+def _m009_writer_clock_and_relay(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE messages ADD COLUMN utc_offset INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE messages ADD COLUMN relayed_by TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_messages,
     _m002_predictions_labels,
@@ -215,6 +220,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m006_content_hash_index,
     _m007_label_skips,
     _m008_journal_intent_and_run_locks,
+    _m009_writer_clock_and_relay,
 ]
 
 
@@ -756,6 +762,8 @@ _MESSAGE_COLUMNS = [
     "flags",
     "warnings",
     "imported_at",
+    "utc_offset",
+    "relayed_by",
 ]
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "  # noqa: S608
@@ -789,6 +797,8 @@ def _message_row(m: Message) -> tuple[object, ...]:
         json.dumps(list(m.flags)),
         json.dumps(list(m.warnings)),
         _now(),
+        m.utc_offset,
+        m.relayed_by,
     )
 
 
@@ -832,6 +842,8 @@ def _row_message(row: sqlite3.Row, memo: dict[Any, Any] | None = None) -> Messag
         content_hash=row["content_hash"],
         flags=shared(tuple(json.loads(row["flags"]))),
         warnings=shared(tuple(json.loads(row["warnings"]))),
+        utc_offset=row["utc_offset"],
+        relayed_by=shared(row["relayed_by"]),
     )
 
 

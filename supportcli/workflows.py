@@ -96,7 +96,8 @@ def load_model(settings: Settings) -> registry.LoadedModel:
 
         log.warning("%s: rebuilding it from the bundled samples into %s (once)",
                     need.message, need.directory)
-        training.train_default(need.directory, settings=settings)
+        training.train_default(need.directory, settings=settings,
+                               caught=prioritize.cues_force_urgent)
         return registry.load_active(settings)
 
 
@@ -260,12 +261,14 @@ def review_thresholds(settings: Settings, loaded: registry.LoadedModel) -> dict[
     """The confidence below which each label needs review: ``[triage] review_threshold`` when
     set, else the model's own threshold (chosen by ``train`` from ``target_accuracy``), and
     never below ``REVIEW_FLOOR``."""
+    urgent = {"urgent_review": loaded.model.urgent_review()}
     if settings.review_threshold is not None:
-        return dict.fromkeys(("category", "urgency"), settings.review_threshold)
+        return {**dict.fromkeys(("category", "urgency"), settings.review_threshold), **urgent}
     model = loaded.model
     return {
         "category": max(float(model.thresholds["category"]), REVIEW_FLOOR),
         "urgency": max(float(model.thresholds["urgency"]), REVIEW_FLOOR),
+        **urgent,
     }
 
 
@@ -364,7 +367,9 @@ def explain(settings: Settings, ref: str, as_of: datetime | None = None) -> Clas
             )
         threads = prioritize.group_threads(store.messages(since=message.date - timedelta(days=90)))
     thread = next((t for t in threads if message in t), [message])
-    followups = sum(1 for m in thread if m.sender_addr == message.sender_addr) - 1
+    followups = prioritize.followups_since_reply(
+        thread, message, prioritize.Rules.from_settings(settings)
+    )
     return classify_message(settings, message, as_of, followups=followups)
 
 

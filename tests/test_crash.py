@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -73,7 +74,8 @@ def server(dovecot: object) -> object:
     for n in range(2):
         for path in TRAIN:
             data = path.read_bytes()
-            raws.append(data.replace(b"Message-ID: <", f"Message-ID: <r{n}-".encode(), 1))
+            # a fresh Message-ID, however the header is written (some clients fold it)
+            raws.append(re.sub(rb"(?im)^(message-id:\s*<)", rb"\g<1>r%d-" % n, data, count=1))
     dovecot.create_folder("Crash")  # type: ignore[attr-defined]
     dovecot.append_many("Crash", raws)  # type: ignore[attr-defined]
     return dovecot

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,7 +37,7 @@ CUE_EXAMPLES = {
         "My son had an allergic reaction to the cream.",
         "Mein Kind musste ins Krankenhaus.",
         "Ma fille est aux urgences.",
-        "Tengo alergia al producto.",
+        "Mi hija tuvo una reacción alérgica al producto.",
     ],
     "deadline within a day": [
         "I need it by tomorrow for the party.",
@@ -56,11 +57,29 @@ CUE_EXAMPLES = {
         "Toujours pas de réponse de votre part.",
         "Todavía no he recibido nada.",
     ],
-    "anger": [
+    "anger or exasperation": [
         "This is completely unacceptable.",
         "Das ist unverschämt.",
         "C'est inadmissible.",
         "Es inaceptable.",
+    ],
+    "money or account at risk": [
+        "Your payouts are on hold while we review your account.",
+        "Ihr Konto wurde gesperrt.",
+        "Vos versements sont suspendus.",
+        "Uw uitbetalingen zijn gepauzeerd.",
+    ],
+    "customer blocked": [
+        "My card was declined three times at checkout.",
+        "Die Zahlung wird immer wieder abgelehnt.",
+        "Le lien ne fonctionne pas.",
+        "O pagamento foi recusado outra vez.",
+    ],
+    "cancel or change an order": [
+        "Please cancel my order before it ships.",
+        "Bitte stornieren Sie die Bestellung.",
+        "Pouvez-vous annuler ma commande ?",
+        "Kunt u mijn bestelling annuleren?",
     ],
     "money already taken": [
         "I was charged twice for one order.",
@@ -72,8 +91,11 @@ CUE_EXAMPLES = {
 NEUTRAL = "Hello, could you tell me which colours the linen shirt comes in? Thanks, Anna"
 
 
+SENT = datetime(2026, 11, 19, 10, tzinfo=UTC)  # a Thursday: deadlines resolve against it
+
+
 def _hit(text: str, cue: str) -> str | None:
-    return next((h.text for h in find([text])[0] if h.cue == cue), None)
+    return next((h.text for h in find([ModelInput(text, SENT)])[0] if h.cue == cue), None)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +110,7 @@ def test_each_cue_fires_on_its_phrases_and_quotes_them(cue: str, text: str) -> N
 def test_the_quote_is_the_phrase_a_reader_recognises() -> None:
     text = "Hi.\nThis is unacceptable. I will file a chargeback with my bank today!"
     assert _hit(text, "chargeback or payment dispute") == "file a chargeback with my bank"
-    assert _hit(text, "anger") == "This is unacceptable"
+    assert _hit(text, "anger or exasperation") == "This is unacceptable"
     assert quote("a Pre-order x", 6, 11) == "a Pre-order x"  # whole words only
 
 
@@ -154,8 +176,6 @@ def test_a_function_cue_reads_the_whole_input_and_runs_only_on_its_triggers(
         seen.append(item)
         return "Saturday" if item.sent is not None and item.sent.weekday() == 5 else None
 
-    from datetime import UTC, datetime
-
     cue = Cue("weekend deadline", function=weekend, triggers=("saturday",))
     monkeypatch.setattr(cues, "CUES", (*CUES, cue))
     monkeypatch.setattr(cues, "CUE_NAMES", (*CUE_NAMES, cue.name))
@@ -166,7 +186,8 @@ def test_a_function_cue_reads_the_whole_input_and_runs_only_on_its_triggers(
         saturday = datetime(2026, 11, 21, 9, tzinfo=UTC)
         rows = find([ModelInput("Party on Saturday", saturday), ModelInput("Party on Saturday",
                      friday), ModelInput("No trigger word here", saturday)])
-        assert [[h.cue for h in row] for row in rows] == [["weekend deadline"], [], []]
+        names = [[h.cue for h in row if h.cue == "weekend deadline"] for row in rows]
+        assert names == [["weekend deadline"], [], []]
         assert len(seen) == 2  # the text without the trigger word was not asked
     finally:
         cues._index.cache_clear()

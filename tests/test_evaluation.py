@@ -108,7 +108,7 @@ def test_a_message_of_unknown_words_is_triaged_and_explained(
     (inbox / "odd.eml").write_bytes(
         b"From: q@example.org\r\nTo: shop@example.com\r\nSubject: qxzv\r\n"
         b"Message-ID: <odd@example.org>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n"
-        b"Content-Type: text/plain; charset=utf-8\r\n\r\nzzkq wvvb xqjj\r\n")
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nqqxj vvqy jjxq\r\n")
     assert main(["triage", str(inbox), "--format", "json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["category"] and row["urgency"]

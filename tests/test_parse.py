@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as StdMessage
 from pathlib import Path
 
@@ -585,3 +585,32 @@ def test_flags_and_source_are_kept():
     assert isinstance(m, Message)
     assert (m.source, m.source_key, m.flags) == ("maildir:/x", "k1", ("\\Seen",))
     assert m.to == ("support@teeladen.example",)
+
+
+def test_a_contact_form_relay_is_the_customers_own_mail() -> None:
+    m = load("contact_form_relay.eml")
+    assert (m.sender_name, m.sender_addr) == ("Gráinne Walsh", "grainne.walsh84@gmail.com")
+    assert m.automated == ""
+    assert m.relayed_by == "no-reply@emberandoak.example"
+    assert m.text_new.startswith("Hi, the fig & cedar candle")
+    assert m.text_new.endswith("until I hear from you.")  # the form's footer is left out
+    assert "10482" in m.order_numbers
+
+
+def test_a_german_contact_form_relay_with_auto_submitted_is_still_customer_mail() -> None:
+    m = load("contact_form_relay_de.eml")
+    assert m.sender_addr == "j.albers@web.de"
+    assert m.automated == ""
+    assert m.text_new.startswith("Guten Morgen, ich habe gestern Abend")
+
+
+def test_an_ordinary_no_reply_notification_is_not_a_relay() -> None:
+    m = load("noreply_sender.eml")
+    assert m.automated and not m.relayed_by
+
+
+def test_the_writers_own_clock_is_kept() -> None:
+    m = load("contact_form_relay.eml")
+    assert m.date.utcoffset() == timedelta(0)  # stored in UTC
+    assert m.utc_offset == 60
+    assert m.local_date.strftime("%a %H:%M") == "Wed 21:47"

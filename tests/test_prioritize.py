@@ -3,6 +3,7 @@ built from the settings, and one lateness for triage and the report."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,6 +112,40 @@ def test_gmail_thread_id_joins_messages_without_headers() -> None:
     assert sorted(len(g) for g in group_threads([a, b, c])) == [1, 2]
 
 
+def _thread(*specs: tuple[str, str, int]) -> list:
+    """Messages (id, sender, hours ago) linked as one thread."""
+    out = []
+    for mid, sender, hours in specs:
+        refs = tuple(m.message_id for m in out)
+        out.append(message(mid, sender=sender, subject="Re: Broken lamp", date=NOW - timedelta(
+            hours=hours), in_reply_to=refs[-1] if refs else "", references=refs))
+    return out
+
+
+def test_followups_count_only_since_the_shops_last_reply() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 70),
+                     ("r@x", "support@shop.example", 60), ("4@x", "c@e.com", 2))
+    preds = {m.message_id: prediction("returns_refunds", "normal") for m in thread}
+    [item] = rank([thread], preds, RULES, NOW)
+    assert item.followups == 0 and item.urgency == "normal"
+
+
+def test_a_reply_from_the_sent_folder_also_resets_the_count() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 2))
+    preds = {m.message_id: prediction("returns_refunds", "normal") for m in thread}
+    [item] = rank([thread], preds, RULES, NOW, answered=frozenset({"2@x"}))
+    assert item.followups == 0 and item.urgency == "normal"
+
+
+def test_thanks_and_vendor_chasers_never_escalate() -> None:
+    thread = _thread(("1@x", "c@e.com", 90), ("2@x", "c@e.com", 80), ("3@x", "c@e.com", 2))
+    for category, urgency in (("feedback", "low"), ("spam_vendor", "low"), ("other", "normal")):
+        preds = {m.message_id: prediction(category, urgency) for m in thread}
+        [item] = rank([thread], preds, RULES, NOW)
+        assert item.followups == 2
+        assert item.urgency == urgency, category
+
+
 # -- cue-forced urgency: the model reports the cues, ranking decides what they mean ---------
 
 
@@ -122,16 +157,34 @@ def test_a_forcing_cue_makes_a_message_urgent_and_quotes_the_words() -> None:
         "urgent: chargeback or payment dispute cue: 'file a chargeback with my bank'")
 
 
-def test_cues_never_force_urgency_on_automated_mail_or_on_feedback_and_vendors() -> None:
+def test_on_automated_mail_and_other_only_money_taken_back_forces_urgency() -> None:
     robot = message(automated="Auto-Submitted: auto-generated")
-    assert score(robot, prediction("billing_payment", "normal", cues=(CHARGEBACK,)),
+    legal = CueHit("legal threat", "legal action")
+    assert score(robot, prediction("billing_payment", "normal", cues=(legal,)),
                  RULES, NOW).urgency == "normal"
-    for category in NOT_FORCED:
-        assert score(message(), prediction(category, "low", cues=(CHARGEBACK,)),
+    # a marketplace claim or a payment processor's dispute notice stays urgent (LABELS.md)
+    assert score(robot, prediction("other", "normal", cues=(CHARGEBACK,)),
+                 RULES, NOW).urgency == "urgent"
+    for category in ("feedback", "spam_vendor"):
+        assert score(message(), prediction(category, "low", cues=(CHARGEBACK, legal)),
                      RULES, NOW).urgency == "low"
+    assert score(message(), prediction("other", "low", cues=(legal,)), RULES, NOW).urgency == "low"
     order = CueHit("mentions an order", "where is my order")  # not a forcing cue
     assert score(message(), prediction("order_status", "normal", cues=(order,)),
                  RULES, NOW).urgency == "normal"
+
+
+def test_a_deadline_past_the_horizon_does_not_force_urgency() -> None:
+    sent = NOW - timedelta(hours=1)
+    far = CueHit("deadline within a day", "by Saturday", sent + timedelta(hours=40))
+    near = CueHit("deadline within a day", "by 4pm tomorrow", sent + timedelta(hours=30))
+    assert score(message(date=sent), prediction(cues=(far,)), RULES, NOW).urgency == "normal"
+    item = score(message(date=sent), prediction(cues=(near,)), RULES, NOW)
+    assert item.urgency == "urgent"
+    assert "'by 4pm tomorrow' = " in item.terms[0].reason
+    assert "30 h after it was sent" in item.terms[0].reason
+    wide = replace(RULES, deadline_hours=48)
+    assert score(message(date=sent), prediction(cues=(far,)), wide, NOW).urgency == "urgent"
 
 
 def test_forcing_cues_are_cues_the_model_knows() -> None:

@@ -34,9 +34,9 @@ def row_lines(lines: list[str], items: tuple[TriageItem, ...]) -> dict[int, str]
     """The first line of each item's row, by rank (rows start with the right-aligned rank)."""
     rows = {}
     for line in lines[2:]:
-        head = line.split(maxsplit=1)
-        if head and head[0].isdigit() and int(head[0]) <= len(items):
-            rows[int(head[0])] = line
+        rank = line[:3].strip()  # the rank column; a dim why line is indented past it
+        if rank.isdigit() and int(rank) <= len(items) and int(rank) not in rows:
+            rows[int(rank)] = line
     return rows
 
 

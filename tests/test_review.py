@@ -16,9 +16,11 @@ from factories import message, prediction
 from supportcli import prioritize
 from supportcli.cli import main
 from supportcli.config import DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS
+from supportcli.records import CueHit
 
 THRESHOLDS = {"category": 0.5, "urgency": 0.56}
-RULES = prioritize.Rules(DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, frozenset(), THRESHOLDS)
+RULES = prioritize.Rules(DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, frozenset(),
+                         review_thresholds=THRESHOLDS)
 AS_OF = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
@@ -36,7 +38,8 @@ def test_only_the_uncertain_label_is_marked() -> None:
 
 
 def test_an_urgency_decided_by_a_cue_or_follow_ups_is_not_the_models_guess() -> None:
-    assert scored(0.9, 0.3, urgency="urgent", cues=("chargeback or payment dispute",)) == ()
+    chargeback = CueHit("chargeback or payment dispute", "file a chargeback")
+    assert scored(0.9, 0.3, urgency="urgent", cues=(chargeback,)) == ()
     p = replace(prediction(), urgency_confidence=0.3)
     item = prioritize.score(message(), p, RULES, AS_OF, followups=2)
     assert item.urgency == "urgent" and item.review == ()
@@ -100,5 +103,10 @@ def test_review_threshold_in_the_config_is_used(
     lax.write_text("[triage]\nreview_threshold = 0.1\n", encoding="utf-8")
     default = sum(bool(i["review"]) for i in demo_json(capsys))
     many = sum(bool(i["review"]) for i in demo_json(capsys, "--config", str(strict)))
-    none = sum(bool(i["review"]) for i in demo_json(capsys, "--config", str(lax)))
-    assert many > default > none == 0
+    lax_items = demo_json(capsys, "--config", str(lax))
+    none = sum(bool(i["review"]) for i in lax_items)
+    assert many > default > none
+    # what stays marked is a notable chance of urgent on a message not called urgent: the
+    # recall-first safety net, which no review_threshold turns off
+    assert all(i["review"] == ["urgency"] and i["urgency"] != "urgent"
+               for i in lax_items if i["review"])

@@ -31,6 +31,7 @@ SEED = 0
 TARGETS = ("category", "urgency")
 VIEW_WEIGHT = 0.3  # a short view of a sample counts this much of its message's weight
 BATCH = 4096  # inputs featurized at once when predicting
+URGENT_REVIEW_SHARE = 0.5  # p(urgent) at half the urgent cut, not called urgent: review
 
 
 def build_svm() -> LinearSVC:
@@ -81,6 +82,8 @@ class Temperature(CalibratedClassifierCV):
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Temperature:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Since FrozenEstimator does not appear to accept")
+            # the frozen scores are the same in every fold: a rare class does not matter
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
             return super().fit(X, y, sample_weight, **params)
 
 
@@ -152,6 +155,23 @@ class TrainedModel:
     thresholds: dict[str, float]  # per target: below this confidence, "needs review"
     metrics: dict[str, Any] = field(default_factory=dict)
     out_of_fold: dict[str, OutOfFold] = field(default_factory=dict)
+    # recall first: p(urgent) and p(urgent) + p(high) from which urgent and high are called
+    urgency_cuts: dict[str, float] = field(default_factory=dict)
+
+    def decide_urgency(self, probs: dict[str, float]) -> str:
+        """Urgent from ``urgency_cuts["urgent"]``, else high from the urgent-or-high cut, else
+        the likelier of the rest: a missed urgent message costs more than a false alarm."""
+        cuts, p_u = self.urgency_cuts, probs.get("urgent", 0.0)
+        if cuts and p_u >= cuts["urgent"]:
+            return "urgent"
+        if cuts and p_u + probs.get("high", 0.0) >= cuts["high"]:
+            return "high"
+        rest = {k: v for k, v in probs.items() if not cuts or k not in ("urgent", "high")}
+        return max(rest, key=lambda k: rest[k])
+
+    def urgent_review(self) -> float:
+        """From this p(urgent) on, a message not called urgent is marked for review."""
+        return URGENT_REVIEW_SHARE * self.urgency_cuts.get("urgent", 2.0)
 
     @property
     def categories(self) -> list[str]:
@@ -181,9 +201,13 @@ class TrainedModel:
             cat_probs.tolist(), urg_probs.tolist(), cat_probs.round(4).tolist(),
             urg_probs.round(4).tolist(), cues.find(batch), strict=True,
         ):
-            ci, ui = cp.index(max(cp)), up.index(max(up))
+            ci = cp.index(max(cp))
+            ui = urgs.index(self.decide_urgency(dict(zip(urgs, up, strict=True))))
+            notable = urgs[ui] != "urgent" and dict(zip(urgs, up, strict=True)).get(
+                "urgent", 0.0) >= self.urgent_review()
             out.append(Prediction(
-                cats[ci], cp[ci], urgs[ui], up[ui], cp[ci] < limit_c or up[ui] < limit_u,
+                cats[ci], cp[ci], urgs[ui], up[ui],
+                cp[ci] < limit_c or up[ui] < limit_u or notable,
                 model_id, dict(zip(cats, rounded_c, strict=True)),
                 dict(zip(urgs, rounded_u, strict=True)), hits))
         return out

@@ -95,6 +95,20 @@ def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: 
     return float(confidence[order][ok[-1]])
 
 
+def threshold_for_recall(is_member: Any, scores: Any, target: float) -> tuple[float, float, float]:
+    """(threshold, recall, precision): the highest score threshold whose recall of the members
+    is at least ``target``, i.e. the best precision that meets it (0.5 with no member)."""
+    from sklearn.metrics import precision_recall_curve
+
+    y, s = np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=float)
+    if not y.any():
+        return 0.5, 0.0, 0.0
+    precision, recall, cuts = precision_recall_curve(y, s)
+    meets = np.flatnonzero(recall[:-1] >= target)  # recall falls as the cut rises
+    i = int(meets[-1]) if meets.size else 0
+    return float(cuts[i]), float(recall[i]), float(precision[i])
+
+
 def calibration(confidence: np.ndarray, correct: np.ndarray,
                 bins: int = BINS) -> tuple[float, list[dict[str, float]]]:
     """Expected calibration error and the reliability table over equal-width confidence bins

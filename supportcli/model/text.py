@@ -20,7 +20,7 @@ class ModelInput:
     """One message as the model sees it."""
 
     text: str  # subject + the customer's new text (what the vectorizers read)
-    sent: datetime | None = None  # the Date header, aware UTC (cues resolve deadlines by it)
+    sent: datetime | None = None  # the Date header on the writer's clock (deadlines read it)
     timezone: str = "UTC"  # the shop's IANA time zone
     automated: str = ""  # "" for a person, else why it looks automated
 
@@ -37,7 +37,8 @@ def message_text(message: Any) -> str:
 
 def message_input(message: Any, timezone: str = "UTC") -> ModelInput:
     """The model's input for a parsed ``records.Message``."""
-    return ModelInput(message_text(message), message.date, timezone, message.automated)
+    sent = getattr(message, "local_date", message.date)  # the writer's own clock
+    return ModelInput(message_text(message), sent, timezone, message.automated)
 
 
 def as_input(item: ModelInput | str) -> ModelInput:

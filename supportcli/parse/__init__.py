@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import hashlib
 import re
+from datetime import UTC
 from email.utils import getaddresses
 
 from ..records import Message, ParseFailure, RawMessage
@@ -31,8 +32,10 @@ from .headers import (
     decode_bytes,
     header_text,
     normalize_subject,
+    utc_offset,
 )
 from .mime import _body_and_attachments, html_to_text
+from .relay import unwrap
 from .reply import split_reply
 
 __all__ = [
@@ -91,7 +94,15 @@ def _parse(
     sender_name, sender_addr = _sender(heads)
     body, is_html, attachments, is_report = _body_and_attachments(msg, warnings)
     new, quoted, signature = split_reply(body)
-    date, date_fallback = _date(heads, raw.received, warnings)
+    automated = _automated(heads, sender_addr, is_report)
+    relayed_by = ""
+    relayed = unwrap(new) if automated or _is_form_sender(sender_addr) else None
+    if relayed is not None:  # a contact-form relay is the customer's own mail
+        relayed_by, automated = sender_addr, ""
+        sender_name, sender_addr = relayed.name, relayed.address
+        new = relayed.message
+    local_date, date_fallback = _date(heads, raw.received, warnings)
+    date = local_date.astimezone(UTC)
     message_id = _first_msgid(_head_text(heads, "message-id"))
     references = tuple(_MSGID.findall(_head_text(heads, "references")))
     return Message(
@@ -112,13 +123,22 @@ def _parse(
         text_signature=signature,
         is_html=is_html,
         attachments=tuple(attachments),
-        order_numbers=find_order_numbers(subject + "\n" + new, order_pattern),
-        automated=_automated(heads, sender_addr, is_report),
+        order_numbers=find_order_numbers(
+            subject + "\n" + (body if relayed_by else new), order_pattern
+        ),
+        automated=automated,
         language=detect_language(new or quoted or subject),
         content_hash=content_hash,
         flags=raw.flags,
         warnings=tuple(dict.fromkeys(warnings)),
+        utc_offset=utc_offset(local_date),
+        relayed_by=relayed_by,
     )
+
+
+def _is_form_sender(address: str) -> bool:
+    local = address.split("@", 1)[0]
+    return any(word in local for word in ("form", "website", "wordpress", "webmaster", "contact"))
 
 
 def _nth(data: bytes, needle: bytes, n: int) -> int:

@@ -199,6 +199,13 @@ def _parse_date(value: str) -> datetime | None:
     return parsed if parsed.year >= 1980 else None
 
 
+def utc_offset(moment: datetime) -> int:
+    """Minutes east of UTC of an aware datetime, within a day (0 when unknown)."""
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    return minutes if -1440 < minutes < 1440 else 0
+
+
 def _date(
     heads: dict[str, str], received: datetime | None, warnings: list[str]
 ) -> tuple[datetime, bool]:
@@ -211,7 +218,7 @@ def _date(
         if parsed.tzinfo is None:
             warnings.append(f"{header.title()} has no time zone: read as UTC")
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC), False
+        return parsed, False
     received_header = _head_text(heads, "received")
     parsed = _parse_date(received_header.rsplit(";", 1)[1]) if ";" in received_header else None
     if parsed is not None:
