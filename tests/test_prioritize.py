@@ -11,7 +11,7 @@ import pytest
 from factories import CHARGEBACK, message, prediction
 
 from supportcli.config import DEFAULT_CATEGORY_WEIGHTS, DEFAULT_SLA_HOURS, Settings, load_settings
-from supportcli.prioritize import FORCING_CUES, NOT_FORCED, Rules, group_threads, rank, score
+from supportcli.prioritize import FORCING_CUES, Rules, group_threads, rank, score
 from supportcli.records import CueHit
 from supportcli.report import overdue_by_urgency
 
