@@ -85,3 +85,15 @@ def test_a_clock_time_already_past_means_the_next_day() -> None:
 def test_the_reason_names_the_phrase_and_its_time() -> None:
     mention = _one("The broker needs the paperwork by 4pm tomorrow.")
     assert mention.describe(THURSDAY) == "'by 4pm tomorrow' = Fri 16:00, 30 h after it was sent"
+
+
+def test_the_windowed_scan_finds_what_a_full_scan_finds() -> None:
+    """Atoms are looked for only around hints (digits, time-word stems): on every sample the
+    same atoms as a case-insensitive scan of the whole text."""
+    from supportcli import resources
+    from supportcli.model import dataset
+
+    for item in dataset.load_folder(resources.samples_dir()).inputs:
+        windowed = [(m.start(), m.end()) for m in deadlines._atoms(item.text)]
+        full = [(m.start(), m.end()) for m in deadlines._ATOMS.finditer(item.text)]
+        assert windowed == full, item.text[:80]
