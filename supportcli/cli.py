@@ -388,7 +388,7 @@ def train(
             result = training.train_default(output, settings=settings,
                                             caught=prioritize.cues_force_urgent)
         else:
-            weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
+            weight = own_weight or settings.own_weight
             result = retraining.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]
