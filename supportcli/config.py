@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .hours import BusinessHours, from_config
+from .records import URGENCIES
 
 if TYPE_CHECKING:
     from .accounts import ImapAccount
@@ -37,7 +38,6 @@ CATEGORIES: tuple[str, ...] = (
     "spam_vendor",
     "other",
 )
-URGENCIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
 
 DEFAULT_CATEGORY_WEIGHTS: dict[str, float] = {
     "order_status": 1.0,
