@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,7 @@ from .commands.options import (
     readable_metavars,
 )
 from .errors import ExitCode, SupportCliError, UsageError
+from .export import FORMATS
 
 app = typer.Typer(
     name="supportcli",
@@ -43,12 +44,15 @@ app = typer.Typer(
 )
 
 
-class TriageFormat(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-    markdown = "markdown"
+if TYPE_CHECKING:
+
+    class TriageFormat(StrEnum):
+        """The terminal table, then what ``export`` writes."""
+
+        table = "table"
+
+else:
+    TriageFormat = StrEnum("TriageFormat", {f: f for f in ("table", *FORMATS)})
 
 
 @app.callback()
@@ -388,7 +392,7 @@ def train(
             result = training.train_default(output, settings=settings,
                                             caught=prioritize.cues_force_urgent)
         else:
-            weight = own_weight or float(settings.raw.get("labels", {}).get("own_weight", 3.0))
+            weight = own_weight or settings.own_weight
             result = retraining.train_shop(settings, store, force=force, own_weight=weight)
     console = stdout_console()
     metrics = result.meta["metrics"]

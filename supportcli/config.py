@@ -13,10 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .hours import BusinessHours, from_config
+from .records import URGENCIES
+
+if TYPE_CHECKING:
+    from .accounts import ImapAccount
+    from .mailer import SmtpSettings
 
 CATEGORIES: tuple[str, ...] = (
     "order_status",
@@ -33,7 +38,6 @@ CATEGORIES: tuple[str, ...] = (
     "spam_vendor",
     "other",
 )
-URGENCIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
 
 DEFAULT_CATEGORY_WEIGHTS: dict[str, float] = {
     "order_status": 1.0,
@@ -74,6 +78,18 @@ def default_config_path() -> Path:
 DEFAULT_TARGET_ACCURACY = 0.85  # accuracy on what the model labels on its own
 DEFAULT_URGENT_RECALL = 0.9  # recall first: the share of urgent mail train aims to catch
 DEFAULT_STORE_WINDOW_DAYS = 60  # how far back a store-wide triage, report or tag looks
+DEFAULT_OWN_WEIGHT = 3.0  # [labels] own_weight: a shop's own label counts this many samples
+
+
+@dataclass(frozen=True)
+class SmtpCredential:
+    """Where the SMTP password comes from (``[smtp]`` password_env, password_command,
+    keyring); none of them: a relay that needs no login."""
+
+    username: str | None = None
+    password_env: str | None = None
+    password_command: str | tuple[str, ...] | None = None  # a command line, or its arguments
+    keyring: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,9 @@ class Settings:
     business_hours: BusinessHours | None = None  # None: response targets count every hour
     store_window_days: int = DEFAULT_STORE_WINDOW_DAYS
     order_pattern: re.Pattern[str] | None = None  # the shop's own order numbers
-    raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML, for later sections
+    own_weight: float = DEFAULT_OWN_WEIGHT  # [labels] own_weight
+    shop_name: str | None = None  # [report] shop_name: in the report's title
+    raw: dict[str, Any] = field(default_factory=dict)  # the whole TOML: read only in this module
 
     @property
     def store_path(self) -> Path:
@@ -108,6 +126,29 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def accounts(self) -> dict[str, ImapAccount]:
+        """The ``[accounts.NAME]`` tables, checked and typed; checked when asked for, so a
+        broken account stops only what uses accounts (a ConfigError naming the key)."""
+        from .accounts import accounts_from_config
+
+        return accounts_from_config(self.raw, self.config_path)
+
+    def smtp(self) -> tuple[SmtpSettings, SmtpCredential]:
+        """The ``[smtp]`` table, checked and typed, and where its password comes from;
+        checked when a report is mailed (a ConfigError naming the key)."""
+        from .mailer import smtp_from_config
+
+        table = self.raw.get("smtp", {})
+        smtp = smtp_from_config(table)  # raises unless table is a non-empty table
+        username, command = table.get("username"), table.get("password_command")
+        return smtp, SmtpCredential(
+            username=None if username is None else str(username),
+            password_env=str(table["password_env"]) if table.get("password_env") else None,
+            password_command=(tuple(map(str, command)) if isinstance(command, list) else command)
+            if isinstance(command, str | list) and command else None,
+            keyring=bool(table.get("keyring")),
+        )
 
 
 def load_settings(config_path: Path | None = None) -> Settings:
@@ -168,6 +209,9 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
     recall = float(_number(model.get("urgent_recall", DEFAULT_URGENT_RECALL),
                            "model.urgent_recall"))
     horizon = float(_number(triage.get("deadline_hours", 36), "triage.deadline_hours"))
+    own_weight = float(_number(_table(data, "labels").get("own_weight", DEFAULT_OWN_WEIGHT),
+                               "labels.own_weight"))
+    shop_name = _table(data, "report").get("shop_name")
     state = data.get("state_dir")
     return replace(
         settings,
@@ -187,6 +231,8 @@ def _apply_toml(settings: Settings, data: dict[str, Any]) -> Settings:
         deadline_hours=horizon,
         dispatch_cutoff=_clock(shop.get("dispatch_cutoff"), "shop.dispatch_cutoff"),
         urgent_recall=recall,
+        own_weight=own_weight,
+        shop_name=None if shop_name is None else str(shop_name),
     )
 
 

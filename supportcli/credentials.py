@@ -16,10 +16,10 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import log
 from .accounts import Command, ImapAccount
+from .config import SmtpCredential
 from .errors import ConfigError
 
 KEYRING_SERVICE = "supportcli"
@@ -191,25 +191,25 @@ def _prompt(account: ImapAccount) -> Secret:
     return Secret(value, "prompt")
 
 
-def smtp_secret(table: dict[str, Any]) -> str | None:
+def smtp_secret(source: SmtpCredential) -> str | None:
     """The SMTP password from the environment, a command or the keyring; never a prompt.
 
-    None when the table names no credential source (a relay that needs no login)."""
-    env = table.get("password_env")
+    None when ``[smtp]`` names no credential source (a relay that needs no login)."""
+    env = source.password_env
     if env:
         value = os.environ.get(str(env), "")
         if not value:
             raise ConfigError(f"smtp.password_env: the variable {env} is not set")
         log.add_secret(value)
         return value
-    command = table.get("password_command")
+    command = source.password_command
     if command:
         return run_secret_command(command, "smtp.password_command")
-    if table.get("keyring"):
+    if source.keyring:
         try:
             import keyring
 
-            stored = keyring.get_password(SMTP_KEYRING_SERVICE, str(table.get("username", "")))
+            stored = keyring.get_password(SMTP_KEYRING_SERVICE, source.username or "")
         except Exception as exc:
             raise ConfigError(
                 f"smtp.keyring: the system keyring is not usable ({type(exc).__name__})"
@@ -220,7 +220,7 @@ def smtp_secret(table: dict[str, Any]) -> str | None:
             )
         log.add_secret(stored)
         return stored
-    if table.get("username"):
+    if source.username:
         raise ConfigError(
             "smtp.username is set but no password source: set password_env, "
             "password_command or keyring in [smtp]"

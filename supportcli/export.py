@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import sanitize
+from .hours import age_text
 from .records import TriageItem
 
-FORMATS = ("csv", "json", "jsonl", "markdown")
+FORMATS = ("json", "jsonl", "csv", "markdown")  # what `write` writes; the CLI's choices
 CSV_FIELDS = [
     "rank",
     "score",
@@ -114,7 +115,7 @@ def _markdown(items: Sequence[TriageItem], out: TextIO) -> None:
     for item in items:
         cells = [
             str(item.rank),
-            _age(item),
+            age_text(item.waiting, compact=True),
             sanitize.for_markdown(item.message.sender_name or item.message.sender_addr, 30),
             sanitize.for_markdown(item.message.subject or "(no subject)", 60),
             sanitize.for_markdown(marked(item, "category")),
@@ -135,8 +136,3 @@ def marked(item: TriageItem, label: str) -> str:
     return value + ("?" if label in item.review else "")
 
 
-def _age(item: TriageItem) -> str:
-    hours = item.waiting.total_seconds() / 3600
-    if hours < 1:
-        return f"{int(hours * 60)}m"
-    return f"{hours:.0f}h" if hours < 48 else f"{hours / 24:.0f}d"

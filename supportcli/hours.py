@@ -109,6 +109,20 @@ def from_config(table: Mapping[str, Any]) -> BusinessHours | None:
     return parse_business_hours(spec, tz)
 
 
+def age_text(span: float | timedelta, compact: bool = False) -> str:
+    """How long, as people read it: minutes under an hour, hours under two days, then days:
+    "45 min", "5 h", "3 d"; ``compact`` (narrow columns) "45m", "5h", "3d". ``span`` is a
+    timedelta or a number of hours; nothing (or less) reads "0 min"."""
+    hours = span.total_seconds() / 3600 if isinstance(span, timedelta) else span
+    if hours < 1:
+        value, unit = (max(1, round(hours * 60)) if hours > 0 else 0), "min"
+    elif hours < 48:
+        value, unit = round(hours), "h"
+    else:
+        value, unit = round(hours / 24), "d"
+    return f"{value}{unit[0]}" if compact else f"{value} {unit}"
+
+
 def elapsed_hours(start: datetime, end: datetime, hours: BusinessHours | None) -> float:
     """Hours from ``start`` to ``end``: all of them, or only business hours. Never negative."""
     start, end = _utc(start), _utc(end)

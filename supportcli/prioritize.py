@@ -20,11 +20,10 @@ from . import hours as bh
 from .config import Settings
 from .model import cues
 from .model.text import ModelInput
-from .records import CueHit, Message, Prediction, ScoreTerm, TriageItem
+from .records import URGENCIES, CueHit, Message, Prediction, ScoreTerm, TriageItem
 
 # urgent is far ahead so that a fresh urgent message outranks a high one that has waited long
 URGENCY_POINTS = {"urgent": 140.0, "high": 60.0, "normal": 30.0, "low": 5.0}
-URGENCY_ORDER = ("urgent", "high", "normal", "low")
 WAITING_MAX = 40.0
 FOLLOWUP_POINTS = 15.0
 HISTORY_POINTS = 5.0
@@ -306,7 +305,8 @@ def _waiting_term(sent: datetime, as_of: datetime, rules: Rules, urgency: str) -
     points = min(WAITING_MAX, 20.0 * hours / sla) if sla > 0 else WAITING_MAX
     late = "past" if bh.is_overdue(sent, as_of, sla, rules.business_hours) else "within"
     clock = " of business hours" if rules.business_hours else ""
-    why = f"waiting {_hours(hours)}{clock}, {late} the {_hours(sla)} target for {urgency}"
+    why = (f"waiting {bh.age_text(hours)}{clock}, {late} the {bh.age_text(sla)} target for "
+           f"{urgency}")
     return ScoreTerm("waiting", points, why)
 
 
@@ -348,12 +348,6 @@ def _urgency_term(prediction: Prediction, urgency: str, raised_by: str, weight: 
     return ScoreTerm("urgency", round(points * weight, 1), why)
 
 
-def _hours(hours: float) -> str:
-    if hours < 1:
-        return f"{max(1, round(hours * 60)) if hours > 0 else 0} min"
-    if hours < 48:
-        return f"{hours:.0f} h"
-    return f"{hours / 24:.0f} d"
 
 
 def _ordinal(n: int) -> str:
@@ -361,4 +355,4 @@ def _ordinal(n: int) -> str:
 
 
 def urgency_at_least(urgency: str, minimum: str) -> bool:
-    return URGENCY_ORDER.index(urgency) <= URGENCY_ORDER.index(minimum)
+    return URGENCIES.index(urgency) <= URGENCIES.index(minimum)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+# The urgency levels, most pressing first: the one definition (config, ranking, report and the
+# CLI's choices read it).
+URGENCIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
+
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:

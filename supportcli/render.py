@@ -18,6 +18,7 @@ from rich.text import Text
 
 from . import sanitize
 from .export import REVIEW_NOTE
+from .hours import age_text
 from .prioritize import describe_cue, forcing_cues
 from .records import Message, Prediction, TriageItem
 
@@ -26,13 +27,6 @@ URGENCY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "default", "l
 
 def _t(value: str, width: int | None = None, style: str = "") -> Text:
     return Text(sanitize.for_terminal(value, width), style=style)
-
-
-def age(item: TriageItem) -> str:
-    hours = item.waiting.total_seconds() / 3600
-    if hours < 1:
-        return f"{int(hours * 60)}m"
-    return f"{hours:.0f}h" if hours < 48 else f"{hours / 24:.0f}d"
 
 
 # Short category names for narrow terminals; a custom category is cut to 9 characters.
@@ -119,7 +113,7 @@ def triage_lines(
         row = Text(style="dim" if m.automated else "")
         cells = [
             _cell(Text(str(item.rank)), cols["#"], right=True),
-            _cell(Text(age(item)), cols["age"], right=True),
+            _cell(Text(age_text(item.waiting, compact=True)), cols["age"], right=True),
             _cell(urg, cols["urgency"]),
             _cell(cat, cols["category"]),
         ]
@@ -163,10 +157,11 @@ def waiting_line(items: Sequence[TriageItem], level: str) -> str:
     """What ``--fail-on LEVEL`` found waiting, in one line."""
     from collections import Counter
 
-    from .prioritize import URGENCY_ORDER, urgency_at_least
+    from .prioritize import urgency_at_least
+    from .records import URGENCIES
 
     counts = Counter(i.urgency for i in items if urgency_at_least(i.urgency, level))
-    found = ", ".join(f"{counts[u]} {u}" for u in URGENCY_ORDER if counts[u])
+    found = ", ".join(f"{counts[u]} {u}" for u in URGENCIES if counts[u])
     total = sum(counts.values())
     return (f"{total} thread{'s' if total != 1 else ''} at {level} or above awaiting a reply "
             f"({found}): exit 10 (--fail-on {level})")

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import export, sanitize
 from . import hours as bh
-from .records import Message, TriageItem
+from .records import URGENCIES, Message, TriageItem
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-URGENCIES = ("urgent", "high", "normal", "low")
 SECTIONS = ("Headline", "Answer first", "Past the response target", "By category and urgency",
             "Volume, last 14 days", "Oldest waiting", "Same order number in several threads",
             "Model health")
@@ -184,14 +183,8 @@ def _defang(value: str) -> str:
     return _WWW.sub("www[.]", _SCHEME.sub(r"\1[:]", sanitize.clean_text(value)))
 
 
-def age(hours: float) -> str:
-    if hours < 1:
-        return f"{max(1, round(hours * 60))} min"
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} d"
-
-
 def waited(item: TriageItem) -> str:
-    return age(item.waiting.total_seconds() / 3600)
+    return bh.age_text(item.waiting)
 
 
 def local(value: datetime | None, timezone: str, fmt: str = "%a %d %b %Y %H:%M %Z") -> str:
@@ -207,7 +200,7 @@ def who(m: Message) -> str:
 
 
 def targets(data: ReportData) -> str:
-    parts = [f"{u} {age(h)}" for u, h in data.sla_hours.items()]
+    parts = [f"{u} {bh.age_text(h)}" for u, h in data.sla_hours.items()]
     clock = f"business hours {data.business_hours}" if data.business_hours else "wall clock"
     return ", ".join(parts) + f" ({clock})" if parts else clock
 
@@ -364,7 +357,7 @@ def _environment() -> Environment:
     )
     env.filters.update(
         clean=safe, md=lambda v, width=None: sanitize.for_markdown(_defang(v or ""), width),
-        age=age, waited=waited, local=local, sender=sender, who=who, clip=clip, wrap=wrap,
+        age=bh.age_text, waited=waited, local=local, sender=sender, who=who, clip=clip, wrap=wrap,
         cell=cell, marked=export.marked,
         pct=lambda v: f"{v:.0%}",
     )

@@ -201,7 +201,7 @@ def build_data(
             training=Counter(loaded_meta.get("category_counts") or _sample_counts()),
         ),
         timezone=timezone,
-        shop_name=settings.raw.get("report", {}).get("shop_name"),
+        shop_name=settings.shop_name,
         last_report_at=last,
         sla_hours=settings.sla_hours,
         business_hours=business.describe() if business else None,
@@ -238,10 +238,9 @@ def _mail(settings: Settings, to: Sequence[str], result: ReportResult) -> None:
     from . import mailer
     from .credentials import smtp_secret
 
-    table = settings.raw.get("smtp", {})
     try:
-        smtp = mailer.smtp_from_config(table)
-        secret = smtp_secret(table) if isinstance(table, dict) else None  # never prompts
+        smtp, credential = settings.smtp()
+        secret = smtp_secret(credential)  # never prompts
     except ConfigError as exc:  # name the file and line of the key
         raise locate_error(settings, exc) from None
     data = result.data

@@ -53,11 +53,10 @@ ADD_ACCOUNT = (
 
 
 def configured_accounts(settings: Settings, names: Sequence[str] = ()) -> list[Any]:
-    from .accounts import accounts_from_config
     from .config import locate_error
 
     try:
-        accounts = accounts_from_config(settings.raw, settings.config_path)
+        accounts = settings.accounts()
     except ConfigError as exc:  # name the file and line of the key
         raise locate_error(settings, exc) from None
     if not accounts:

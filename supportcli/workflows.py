@@ -220,9 +220,8 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
             release_language_model()
             window = store_window(settings, store, request)
             messages = store.messages(since=window.since, light=True)
-        loaded = load_model(settings)
-        ids = [m.message_id for m in messages]
-        predictions = classify_ids(store, loaded, ids, settings.timezone)
+        model_id, predictions, model_thresholds = _predictions(
+            settings, store, [m.message_id for m in messages])
         answered = store.answered_ids()
     finally:
         if own_store:
@@ -232,7 +231,7 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         if request.demo
         else datetime.now(UTC)
     )
-    thresholds = review_thresholds(settings, loaded)
+    thresholds = review_thresholds(settings, model_thresholds)
     ranked = rank_messages(settings, messages, predictions, as_of, True, answered, thresholds)
     items = ranked if request.include_answered else _renumber(i for i in ranked if not i.answered)
     return TriageResult(
@@ -240,7 +239,7 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
         as_of,
         len(items),
         result,
-        loaded.model_id,
+        model_id,
         source_name,
         items,
         predictions,
@@ -250,6 +249,21 @@ def triage(settings: Settings, request: TriageRequest, store: Store | None = Non
     )
 
 
+def _predictions(
+    settings: Settings, store: Store, ids: list[str]
+) -> tuple[str, dict[str, Prediction], dict[str, float]]:
+    """The model id, light predictions and the model's review thresholds for these messages.
+    When the store already holds predictions of the verified active model for all of them,
+    the model is not loaded (nor numpy or scikit-learn imported)."""
+    known = registry.verified(settings)
+    if known is not None:
+        stored = store.predictions(known.model_id, light=True)
+        if all(i in stored for i in ids):
+            return known.model_id, {i: stored[i] for i in ids}, known.thresholds
+    loaded = load_model(settings)
+    return loaded.model_id, classify_ids(store, loaded, ids, settings.timezone), loaded.thresholds
+
+
 def _renumber(items: Iterable[TriageItem]) -> list[TriageItem]:
     return [replace(item, rank=n) for n, item in enumerate(items, start=1)]
 
@@ -257,17 +271,19 @@ def _renumber(items: Iterable[TriageItem]) -> list[TriageItem]:
 REVIEW_FLOOR = 0.5  # by default a label the model gives less than even odds is always marked
 
 
-def review_thresholds(settings: Settings, loaded: registry.LoadedModel) -> dict[str, float]:
+def review_thresholds(
+    settings: Settings, model: registry.LoadedModel | dict[str, float]
+) -> dict[str, float]:
     """The confidence below which each label needs review: ``[triage] review_threshold`` when
     set, else the model's own threshold (chosen by ``train`` from ``target_accuracy``), and
-    never below ``REVIEW_FLOOR``."""
-    urgent = {"urgent_review": loaded.model.urgent_review()}
+    never below ``REVIEW_FLOOR``. ``model`` is a loaded model or its ``thresholds``."""
+    own = model.thresholds if isinstance(model, registry.LoadedModel) else model
+    urgent = {"urgent_review": own["urgent_review"]}
     if settings.review_threshold is not None:
         return {**dict.fromkeys(("category", "urgency"), settings.review_threshold), **urgent}
-    model = loaded.model
     return {
-        "category": max(float(model.thresholds["category"]), REVIEW_FLOOR),
-        "urgency": max(float(model.thresholds["urgency"]), REVIEW_FLOOR),
+        "category": max(own["category"], REVIEW_FLOOR),
+        "urgency": max(own["urgency"], REVIEW_FLOOR),
         **urgent,
     }
 

@@ -171,7 +171,7 @@ def test_written_password_reads_back_from_private_file(tmp_path: Path) -> None:
     config.write_text(write_account_toml(account))
     config.chmod(0o600)
     settings = load_settings(config)
-    assert accounts_from_config(settings.raw, settings.config_path)["shop"] == account
+    assert settings.accounts()["shop"] == account
 
 
 def test_from_a_real_config_file(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_from_a_real_config_file(tmp_path: Path) -> None:
         'folders = ["INBOX"]\nsent_folder = "[Gmail]/Sent Mail"\n'
     )
     settings = load_settings(config)
-    accounts = accounts_from_config(settings.raw, settings.config_path)
+    accounts = settings.accounts()
     assert sorted(accounts) == ["gmail", "shop"]
     assert accounts["shop"].password_command == "pass show fastmail"
     assert accounts["gmail"].sent_folder == "[Gmail]/Sent Mail"

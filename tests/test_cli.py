@@ -400,3 +400,75 @@ def test_one_line_messages_are_not_wrapped_without_a_terminal(
                        "--username", "me", "--password-env", "PW")  # fmt: skip
     assert code == 0, err
     assert err == f"wrote account shop to {config} (mode 0600); check it with `supportcli doctor`\n"
+
+
+HEAVY = ("numpy", "scipy", "sklearn", "joblib")
+RANK_AND_LIST_IMPORTS = (
+    "import json, sys\n"
+    "from supportcli.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+    "print(json.dumps(heavy), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _triage_in_a_subprocess(*args: str) -> tuple[list[dict[str, object]], list[str]]:
+    repo = Path(__file__).resolve().parents[1]
+    env = {key: os.environ[key] for key in ("SUPPORTCLI_HOME", "SUPPORTCLI_CONFIG", "NO_COLOR")}
+    result = subprocess.run(
+        [sys.executable, "-c", RANK_AND_LIST_IMPORTS, "triage", *args, "--format", "json"],
+        capture_output=True, text=True, timeout=120, cwd=repo,
+        env={**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), json.loads(result.stderr.strip().splitlines()[-1])
+
+
+def test_ranking_a_classified_store_imports_no_model_libraries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_state: Path
+) -> None:
+    as_of = ["--as-of", "2026-11-21T09:00:00+00:00"]
+    code, _, err = run(capsys, "triage", str(DEMO), "-n", "1")  # classified into the store
+    assert code == 0, err
+    code, expected, err = run(capsys, "triage", "--offline", "--format", "json", *as_of)
+    assert code == 0, err
+    items, heavy = _triage_in_a_subprocess("--offline", *as_of)
+    assert heavy == []
+    assert items == json.loads(expected)  # the same ranking as with the model loaded
+    # a message not classified yet: the model is loaded for it, and only then
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "n.eml").write_bytes(_eml("new-one@example.com", "ann@example.com",
+                                        "Where is my order?", "Order 1234 has not arrived."))
+    code, _, err = run(capsys, "triage", str(folder), "--no-store")
+    assert code == 0, err
+    items, heavy = _triage_in_a_subprocess(str(folder))
+    assert [i["subject"] for i in items] == ["Where is my order?"]
+    assert "sklearn" in heavy
+    items, heavy = _triage_in_a_subprocess("--offline", *as_of)
+    assert heavy == [] and len(items) == len(json.loads(expected)) + 1
+
+
+def test_a_changed_model_is_loaded_again_before_stored_predictions_are_used(
+    capsys: pytest.CaptureFixture[str], isolated_state: Path
+) -> None:
+    from supportcli.config import load_settings
+    from supportcli.model import registry
+
+    code, _, err = run(capsys, "triage", str(DEMO), "-n", "1")
+    assert code == 0, err
+    settings = load_settings()
+    known = registry.verified(settings)
+    assert known is not None and set(known.thresholds) == {"category", "urgency", "urgent_review"}
+    noted = settings.models_dir / registry.VERIFIED_FILE
+    assert noted.stat().st_mode & 0o777 == 0o600
+    entry = json.loads(noted.read_text())
+    for changed in ({"environment": "other libraries"}, {"sha256": "another model"}):
+        noted.write_text(json.dumps({key: {**value, **changed} for key, value in entry.items()}))
+        assert registry.verified(settings) is None
+    noted.write_text("not json")
+    assert registry.verified(settings) is None
+    _, heavy = _triage_in_a_subprocess("--offline")
+    assert "sklearn" in heavy  # nothing verified to rely on: the model is loaded (and noted)
+    assert registry.verified(settings) == known

@@ -105,3 +105,32 @@ def test_supportcli_home_moves_the_state_not_the_config(
     assert settings.shop_addresses == ("help@shop.example",)
     assert settings.state_dir == isolated_state
     assert f"ignoring {isolated_state / 'config.toml'}" in caplog.text
+
+
+def test_sections_read_later_are_typed_settings(tmp_path: Path) -> None:
+    from supportcli.config import SmtpCredential
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[labels]\nown_weight = 5\n[report]\nshop_name = "Tea & Co"\n'
+        '[smtp]\nhost = "smtp.example.com"\nfrom = "reports@shop.example"\n'
+        'username = "reports"\npassword_command = ["pass", "smtp"]\n'
+        '[accounts.shop]\nhost = "imap.example.com"\nusername = "me@shop.example"\n'
+        'password_env = "SHOP_PASSWORD"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.own_weight == 5.0 and settings.shop_name == "Tea & Co"
+    smtp, credential = settings.smtp()
+    assert smtp.host == "smtp.example.com" and smtp.port == 587
+    assert credential == SmtpCredential(username="reports", password_command=("pass", "smtp"))
+    assert settings.accounts()["shop"].host == "imap.example.com"
+    bare = load_settings()  # the isolated, absent config
+    assert bare.own_weight == 3.0 and bare.shop_name is None and bare.accounts() == {}
+
+
+def test_no_raw_config_is_read_outside_config() -> None:
+    package = Path(__file__).resolve().parents[1] / "supportcli"
+    readers = [str(p.relative_to(package)) for p in package.rglob("*.py")
+               if p.name != "config.py" and re.search(r"settings\.raw\b", p.read_text())]
+    assert readers == []

@@ -205,3 +205,24 @@ def test_elapsed_is_additive(a: datetime, b: datetime, c: datetime,
     total = elapsed_hours(a, c, shop)
     assert total == pytest.approx(elapsed_hours(a, b, shop) + elapsed_hours(b, c, shop), abs=1e-6)
     assert 0 <= total <= (c - a).total_seconds() / 3600 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("span", "text", "compact"),
+    [
+        (0.0, "0 min", "0m"),
+        (-2.0, "0 min", "0m"),  # a message dated after the as-of time has not waited
+        (1 / 120, "1 min", "1m"),  # half a minute reads as one, not nothing
+        (0.5, "30 min", "30m"),
+        (1.0, "1 h", "1h"),
+        (47.4, "47 h", "47h"),
+        (48.0, "2 d", "2d"),
+        (timedelta(days=3, hours=2), "3 d", "3d"),
+        (timedelta(minutes=90), "2 h", "2h"),
+    ],
+)
+def test_one_age_text_for_every_output(span: float | timedelta, text: str, compact: str) -> None:
+    from supportcli.hours import age_text
+
+    assert age_text(span) == text
+    assert age_text(span, compact=True) == compact

@@ -51,3 +51,25 @@ def test_a_mismatch_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[s
     html = tmp_path / "out.html"
     assert main(["triage", "--demo", "-n", "2", "-o", str(html)]) == 0
     assert "no html output; writing table" in capsys.readouterr().err
+
+
+def test_the_command_line_choices_come_from_the_one_definition() -> None:
+    from supportcli import config, export, prioritize, report
+    from supportcli.cli import TriageFormat
+    from supportcli.commands.common import Urgency
+    from supportcli.records import URGENCIES
+
+    assert [u.value for u in Urgency] == list(URGENCIES)
+    assert [f.value for f in TriageFormat] == ["table", *export.FORMATS]
+    assert config.URGENCIES is URGENCIES and report.URGENCIES is URGENCIES
+    assert not hasattr(prioritize, "URGENCY_ORDER")
+    assert prioritize.urgency_at_least("high", "normal")
+    assert not prioritize.urgency_at_least("low", "normal")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "markdown"])
+def test_every_export_format_is_a_triage_choice(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["triage", "--demo", "-n", "2", "--format", fmt]) == 0
+    assert capsys.readouterr().out.strip()

@@ -124,10 +124,10 @@ def test_editing_the_cue_list_rebuilds_the_default_and_refuses_a_shop_model(
 def test_doctor_says_the_default_will_be_rebuilt_and_does_not_train(
     tmp_path: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from supportcli.doctor import model_check as _model_check
+    from supportcli.doctor import model_check
 
     _shipped_copy(tmp_path, monkeypatch, cues="from an older cue list")
-    check = _model_check(load_settings())
+    check = model_check(load_settings())
     assert check.ok and "cues changed" in check.detail
     assert "rebuilt from the bundled samples on first use" in check.detail
     assert not (isolated_state / "models" / registry.REBUILT_DEFAULT).exists()

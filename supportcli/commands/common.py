@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import UsageError
+from ..records import URGENCIES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,11 +22,13 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-class Urgency(StrEnum):
-    urgent = "urgent"
-    high = "high"
-    normal = "normal"
-    low = "low"
+if TYPE_CHECKING:
+
+    class Urgency(StrEnum):
+        """The urgency levels, as a command-line choice."""
+
+else:  # the choices are records.URGENCIES, in order
+    Urgency = StrEnum("Urgency", {u: u for u in URGENCIES})
 
 
 class Security(StrEnum):

@@ -55,6 +55,11 @@ def _atomic_write(path: Path, data: bytes, mode: int = private.FILE_MODE) -> Non
         os.close(dir_fd)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a 0600 file atomically."""
+    _atomic_write(path, data)
+
+
 def save(
     model: Any, directory: Path, meta: dict[str, Any], *, shared: bool = False
 ) -> dict[str, Any]:

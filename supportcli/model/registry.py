@@ -8,6 +8,8 @@ there is none yet: the workflow rebuilds it) and a shop's model is refused with 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -44,6 +46,22 @@ class LoadedModel:
     @property
     def model_id(self) -> str:
         return f"{self.meta.get('name', self.directory.name)}-{str(self.meta['sha256'])[:10]}"
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The model's own review thresholds: per target, and p(urgent) for ``urgent_review``."""
+        return {"category": float(self.model.thresholds["category"]),
+                "urgency": float(self.model.thresholds["urgency"]),
+                "urgent_review": float(self.model.urgent_review())}
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """What ranking needs of the active model, as remembered the last time it was loaded and
+    verified here: its id (which the store's predictions carry) and its review thresholds."""
+
+    model_id: str
+    thresholds: dict[str, float]
 
 
 def trusted_roots(settings: Settings) -> list[Path]:
@@ -86,6 +104,13 @@ def mismatch(meta: dict[str, Any]) -> str:
 def load_active(settings: Settings, model_dir: Path | None = None) -> LoadedModel:
     """The active model, verified; ``RebuildNeeded`` when the default must be rebuilt first."""
     directory = model_dir or active_dir(settings)
+    loaded = _load_active(settings, directory)
+    if model_dir is None:
+        _remember(settings, directory, loaded)
+    return loaded
+
+
+def _load_active(settings: Settings, directory: Path) -> LoadedModel:
     meta = artifacts.read_meta(directory)
     problem = mismatch(meta)
     if not problem:
@@ -103,6 +128,67 @@ def load_active(settings: Settings, model_dir: Path | None = None) -> LoadedMode
     except ModelError:
         pass  # missing or broken: rebuild it
     raise RebuildNeeded(problem, rebuilt)
+
+
+VERIFIED_FILE = "verified.json"  # in the models dir: what ``verified`` reads
+_WATCHED = ("features.py", "cues.py", "text.py", "classifier.py")  # what a fingerprint covers
+
+
+def _environment() -> str:
+    """A digest of what decides a model's fingerprint, computed without importing numpy or
+    scikit-learn: the installed library versions and the sources of the model's inputs."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for library in ("scikit-learn", "numpy", "joblib"):
+        digest.update(f"{library}={version(library)};".encode())
+    for name in _WATCHED:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _remember(settings: Settings, active: Path, loaded: LoadedModel) -> None:
+    entry = {"active_sha256": artifacts.read_meta(active)["sha256"],
+             "directory": str(loaded.directory.resolve()), "sha256": loaded.meta["sha256"],
+             "model_id": loaded.model_id, "thresholds": loaded.thresholds,
+             "environment": _environment()}
+    key = str(active.resolve())
+    known = _remembered(settings)
+    if known.get(key) == entry:
+        return
+    try:
+        private.make_dir(settings.models_dir)
+        artifacts.write_private(settings.models_dir / VERIFIED_FILE,
+                                json.dumps({key: entry}, indent=2).encode())
+    except OSError as exc:  # only a shortcut: ranking loads the model instead
+        log.debug("cannot note the verified model: %s", exc)
+
+
+def _remembered(settings: Settings) -> dict[str, Any]:
+    try:
+        found = json.loads((settings.models_dir / VERIFIED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def verified(settings: Settings) -> VerifiedModel | None:
+    """The active model as last verified by ``load_active``, without loading it (so without
+    numpy or scikit-learn); None when the model files, the libraries or the model's input code
+    changed since, or it was never loaded here. Enough to rank stored predictions."""
+    active = active_dir(settings)
+    entry = _remembered(settings).get(str(active.resolve()))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        if (artifacts.read_meta(active)["sha256"] != entry.get("active_sha256")
+                or artifacts.read_meta(Path(str(entry.get("directory"))))["sha256"]
+                != entry.get("sha256") or entry.get("environment") != _environment()):
+            return None
+        return VerifiedModel(str(entry["model_id"]),
+                             {str(k): float(v) for k, v in entry["thresholds"].items()})
+    except (ModelError, KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 # Verified models already loaded in this process, by (directory, sha256 of the file).
