@@ -174,20 +174,25 @@ def forcing_cues(prediction: Prediction, message: Message,
     """The cues that make this message urgent whatever the text model says."""
     if prediction.category in NEVER_RAISED:
         return ()
-    allowed = AT_RISK_CUES if message.automated or prediction.category in NOT_FORCED else \
-        FORCING_CUES
-    horizon = (rules or Rules({}, {})).deadline_hours
-    return tuple(hit for hit in prediction.cues if hit.cue in allowed and (
-        hit.when is None or (hit.when - message.date).total_seconds() <= horizon * 3600))
+    horizon = rules.deadline_hours if rules else DEFAULT_DEADLINE_HOURS
+    automated = bool(message.automated) or prediction.category in NOT_FORCED
+    return _forcing(prediction.cues, automated, message.date, horizon)
 
 
 def cues_force_urgent(item: ModelInput) -> bool:
     """Whether the cues alone would make this input urgent (whatever its category): what the
     model's recall-first threshold need not catch itself (``train`` passes it to the model)."""
-    allowed = AT_RISK_CUES if item.automated else FORCING_CUES
-    return any(hit.cue in allowed and (hit.when is None or item.sent is None or (
-        hit.when - item.sent).total_seconds() <= DEFAULT_DEADLINE_HOURS * 3600)
-        for hit in cues.hits(item))
+    return bool(_forcing(cues.hits(item), bool(item.automated), item.sent,
+                         DEFAULT_DEADLINE_HOURS))
+
+
+def _forcing(hits: Sequence[CueHit], automated: bool, sent: datetime | None,
+             horizon: float) -> tuple[CueHit, ...]:
+    """The hits of cues that force urgency (only money taken back on automated mail), a
+    deadline only when it falls within ``horizon`` hours of sending."""
+    allowed = AT_RISK_CUES if automated else FORCING_CUES
+    return tuple(hit for hit in hits if hit.cue in allowed and (
+        hit.when is None or sent is None or (hit.when - sent).total_seconds() <= horizon * 3600))
 
 
 def before_dispatch(prediction: Prediction, message: Message, rules: Rules) -> str:

@@ -196,15 +196,14 @@ class TrainedModel:
         cat_probs, urg_probs = self.probabilities(batch)
         cats, urgs = self.categories, self.urgencies
         limit_c, limit_u = self.thresholds["category"], self.thresholds["urgency"]
-        out = []
+        review, out = self.urgent_review(), []
         for cp, up, rounded_c, rounded_u, hits in zip(
             cat_probs.tolist(), urg_probs.tolist(), cat_probs.round(4).tolist(),
             urg_probs.round(4).tolist(), cues.find(batch), strict=True,
         ):
-            ci = cp.index(max(cp))
-            ui = urgs.index(self.decide_urgency(dict(zip(urgs, up, strict=True))))
-            notable = urgs[ui] != "urgent" and dict(zip(urgs, up, strict=True)).get(
-                "urgent", 0.0) >= self.urgent_review()
+            ci, by_urgency = cp.index(max(cp)), dict(zip(urgs, up, strict=True))
+            ui = urgs.index(self.decide_urgency(by_urgency))
+            notable = urgs[ui] != "urgent" and by_urgency.get("urgent", 0.0) >= review
             out.append(Prediction(
                 cats[ci], cp[ci], urgs[ui], up[ui],
                 cp[ci] < limit_c or up[ui] < limit_u or notable,

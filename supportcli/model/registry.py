@@ -131,7 +131,8 @@ def _load_active(settings: Settings, directory: Path) -> LoadedModel:
 
 
 VERIFIED_FILE = "verified.json"  # in the models dir: what ``verified`` reads
-_WATCHED = ("features.py", "cues.py", "text.py", "classifier.py")  # what a fingerprint covers
+# what decides a model's inputs and predictions: its own code and the deadline grammar its cue reads
+_WATCHED = ("features.py", "cues.py", "text.py", "classifier.py", "../parse/deadlines.py")
 
 
 def _environment() -> str:

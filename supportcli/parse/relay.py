@@ -40,8 +40,7 @@ def unwrap(body: str) -> Relayed | None:
     message_label = _MESSAGE.search(body)
     if not email_line or not message_label or email_line.start() > message_label.start():
         return None
-    address = _ADDRESS.search(body[email_line.end():body.find("\n", email_line.end())
-                                   if "\n" in body[email_line.end():] else len(body)])
+    address = _ADDRESS.search(body[email_line.end():].split("\n", 1)[0])
     if address is None:
         return None
     name_line = _NAME.search(body, 0, message_label.start())
