@@ -66,6 +66,8 @@ def test_calm_deadlines_without_trigger_words_are_found(text: str) -> None:
         "The wedding is on Saturday",  # written Thursday morning: 38 h away
         "Can you send it next week? No rush.",
         "It cost £12.50 for 3 items, 1 set.",
+        "Eine Versandbestätigung habe ich bis heute aber nicht erhalten.",  # so far
+        "Until today nobody has answered me.",
     ],
 )
 def test_no_deadline_within_a_day(text: str) -> None:

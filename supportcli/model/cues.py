@@ -134,7 +134,7 @@ CUES: tuple[Cue, ...] = (
         r"allergische reactie", r"huiduitslag", r"superaquec", r"risco de incêndio",
         r"cheiro de queimado", r"queimadura", r"pronto-socorro", r"pronto socorro",
         r"reação alérgica", r"reacao alergica")),
-    Cue("deadline within a day", function=_deadline, version=2),
+    Cue("deadline within a day", function=_deadline, version=3),
     Cue("public review threat", (
         *(f"{w} review" for w in _REVIEWS), r"\breview (?:on|everywhere|site)", r"tell everyone",
         rf"post (?:about )?(?:this|it) (?:on|to) {_SITES}", rf"leave (?:a )?review on {_SITES}",

@@ -144,6 +144,7 @@ _PROMISE = re.compile(r"\b(?:we|you|your|our|they|site|website|page|faq|says|pro
                       r"|usually|normally)\b[^.!?\n]{0,40}$", _F)
 _NOT_TOMORROW = re.compile(r"(?:guten|heute|jeden|am|diesen|einen|den|esta|la|cada|'s)\s*$", _F)
 _SENTENCE = re.compile(r"[.!?\n]")
+_SO_FAR = re.compile(r"\s*(?:until|till|bis|jusqu['’]à|hasta|fino a|tot|até)\b", _F)
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,8 @@ def _resolve(text: str, atoms: list[re.Match[str]], sent: datetime) -> TimeMenti
             re.search(r"\b(?:we|you|your)\b", before, _F):
         return None  # "you ship same day": the shop's promise
     if all(a.lastgroup == f"d{_TODAY}" for a in atoms):
+        if prep and _SO_FAR.match(prep.group()):
+            return None  # "until today", "bis heute": so far ("bis heute nicht erhalten")
         # a bare "today" is said of the past as often as of a deadline ("it was delivered
         # today"): only a preposition or an event or need right before it makes it one
         deadline = bool(prep) or bool(_EVENT.search(" ".join(text[:phrase_start].split()[-4:])))
